@@ -1,0 +1,18 @@
+"""mnist: classifier + inversion config.
+
+Run (from the repository root):
+  jaxinv train-classifier --config configs/mnist.py --workdir /tmp/mnist_classifier
+  jaxinv invert --config configs/mnist.py --workdir /tmp/mnist_inversion \
+      --config.init_from=/tmp/mnist_classifier
+  jaxinv sample --workdir /tmp/mnist_inversion --num-per-class 10 --out /tmp/mnist_samples.npz
+The `tiny` variant (configs/mnist.py:tiny) trains for a few steps on a few
+hundred examples; it checks the plumbing, not the results.
+
+Expected: EXPECTED
+"""
+
+from jaxinv.config import default_config
+
+
+def get_config(arg=None):
+  return default_config("mnist", arg)

@@ -1,0 +1,111 @@
+"""Classifiers to invert: Linen modules taking images in [-1, 1] (NHWC).
+
+Every classifier returns `(logits, aux)`; `aux["penultimate"]` holds the features
+the diversity losses use. Batch norm keeps its running statistics in the
+`batch_stats` collection; dropout draws from the `dropout` rng.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxinv.models.layers import max_pool_2x2
+
+
+def _leaky_relu(x):
+  return nn.leaky_relu(x, negative_slope=0.2)
+
+
+class MLP(nn.Module):
+  """Flatten → dense blocks with LeakyReLU and dropout → logits."""
+
+  num_classes: int
+  hidden: Sequence[int] = (256, 128)
+  dropout_rate: float = 0.2
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = x.reshape(x.shape[0], -1)
+    for i, width in enumerate(self.hidden):
+      h = _leaky_relu(nn.Dense(width, name=f"dense{i}")(h))
+      if i < len(self.hidden) - 1:
+        h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    features = h
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    logits = nn.Dense(self.num_classes, name="head")(h)
+    return logits, {"penultimate": features}
+
+
+class PaperCNN(nn.Module):
+  """The paper-style CNN: [conv → batch norm → LeakyReLU → 2×2 max pool] × n,
+  dropout, a dense penultimate layer, dropout, dense logits."""
+
+  num_classes: int
+  channels: Sequence[int] = (32, 64)
+  dense_width: int = 128
+  dropout_rate: float = 0.25
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    aux = {}
+    h = x
+    for i, ch in enumerate(self.channels):
+      h = nn.Conv(ch, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(h)
+      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(h)
+      h = max_pool_2x2(_leaky_relu(h))
+      aux[f"block{i}"] = h
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    h = _leaky_relu(nn.Dense(self.dense_width, name="dense")(h.reshape(h.shape[0], -1)))
+    aux["penultimate"] = h
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return nn.Dense(self.num_classes, name="head")(h), aux
+
+
+class _ResidualBlock(nn.Module):
+  channels: int
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+    h = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False, name="conv0")(x)
+    h = nn.relu(norm("bn0")(h))
+    h = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, name="conv1")(h)
+    h = norm("bn1")(h)
+    if x.shape != h.shape:
+      x = nn.Conv(self.channels, (1, 1), self.strides, use_bias=False, name="proj")(x)
+      x = norm("bn_proj")(x)
+    return nn.relu(h + x)
+
+
+class SmallResNet(nn.Module):
+  """A small ResNet for 32×32×3: stem, one residual block per stage, global average pool."""
+
+  num_classes: int
+  stage_channels: Sequence[int] = (32, 64, 128)
+  dropout_rate: float = 0.1
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = nn.Conv(self.stage_channels[0], (3, 3), padding="SAME", use_bias=False, name="stem")(x)
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(h))
+    aux = {}
+    for i, ch in enumerate(self.stage_channels):
+      h = _ResidualBlock(ch, strides=1 if i == 0 else 2, name=f"stage{i}")(h, train)
+      aux[f"block{i}"] = h
+    features = h.mean(axis=(1, 2))
+    aux["penultimate"] = features
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+    return nn.Dense(self.num_classes, name="head")(h), aux
+
+
+CLASSIFIERS = {"mlp": MLP, "cnn": PaperCNN, "resnet": SmallResNet}
+
+
+def build_classifier(name: str, num_classes: int, **kwargs) -> nn.Module:
+  if name not in CLASSIFIERS:
+    raise ValueError(
+        f"Unknown classifier model {name!r}; choose one of {sorted(CLASSIFIERS)} "
+        "(config field classifier.model).")
+  return CLASSIFIERS[name](num_classes=num_classes, **kwargs)

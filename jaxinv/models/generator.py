@@ -1,0 +1,99 @@
+"""The label-conditioned generator G(z, p, M) (method notes §3).
+
+Layout for a K-class problem and an H×W×C image (H = W, even):
+
+    [z, embed(p or y)] → dense → K×K map ─┬─ concat hot matrix M (K×K×1)
+                                          └→ dropout → up to H/2 → dropout → up to H → conv → tanh
+
+The hot matrix is injected where the feature map is K×K, which is why the dense
+layer produces a K×K map; dropout acts on the up-convolutions after it, never on
+the matrix itself, which carries the label. Up-sampling is either transposed convolutions
+(`upsample="transpose"`, the paper's up-convolutions) or resize-convolutions
+(`upsample="resize"`: nearest/bilinear resize then a 3×3 convolution, which
+avoids checkerboard artefacts and compiles to plain convolutions). Output range
+is fixed to [-1, 1] by `tanh`, the input range of every jaxinv classifier.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxinv import conditioning
+from jaxinv.models.layers import upsample_nearest_2x
+
+UPSAMPLE_KINDS = ("transpose", "resize")
+
+
+def uses_matrix(mode: str) -> bool:
+  return mode in ("matrix", "vector_matrix", "one_hot")
+
+
+def uses_vector(mode: str) -> bool:
+  return mode in ("vector", "vector_matrix", "one_hot")
+
+
+class ConditionedGenerator(nn.Module):
+  num_classes: int
+  image_shape: tuple  # (H, W, C)
+  mode: str = "vector_matrix"
+  hot_pattern: str = "cross"
+  dropout_rate: float = 0.3
+  width: int = 64
+  latent_dim: int = 100  # size of z
+  embed_dim: int = 100
+  upsample: str = "resize"
+
+  def setup_check(self):
+    h, w, _ = self.image_shape
+    if self.mode not in conditioning.MODES:
+      raise ValueError(f"Unknown generator mode {self.mode!r}; choose one of {conditioning.MODES} "
+                       "(config field generator.mode).")
+    if self.upsample not in UPSAMPLE_KINDS:
+      raise ValueError(f"Unknown generator.upsample {self.upsample!r}; choose one of {UPSAMPLE_KINDS}.")
+    if h != w or h % 2:
+      raise ValueError(f"The generator makes square images of even size; got image_shape {self.image_shape}.")
+
+  @nn.compact
+  def __call__(self, z, p, y, train: bool = False):
+    """z: [B, latent_dim] latents; p: [B, K] conditioning vectors; y: [B] int labels."""
+    self.setup_check()
+    if z.shape[-1] != self.latent_dim:
+      raise ValueError(f"z has {z.shape[-1]} entries but generator.latent_dim is {self.latent_dim}.")
+    k = self.num_classes
+    size, _, out_channels = self.image_shape
+    half = size // 2
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+    drop = nn.Dropout(self.dropout_rate, deterministic=not train)
+
+    inputs = [z]
+    if self.mode == "label":
+      inputs.append(nn.Embed(k, self.embed_dim, name="label_embed")(y))
+    elif uses_vector(self.mode):
+      # p's entries are O(1/K); scaled by K the embedding starts at the scale of z,
+      # otherwise the label signal is drowned by the latent at initialisation.
+      inputs.append(nn.Dense(self.embed_dim, name="vector_embed")(p * k))
+    h = jnp.concatenate(inputs, axis=-1)
+
+    h = nn.Dense(k * k * 2 * self.width, name="project")(h)
+    h = nn.relu(norm("bn_project")(h)).reshape(-1, k, k, 2 * self.width)
+    if uses_matrix(self.mode):
+      matrix = conditioning.hot_matrices(y, k, self.hot_pattern).astype(h.dtype)
+      h = jnp.concatenate([h, matrix], axis=-1)
+
+    # K×K → H/2.
+    if self.upsample == "transpose" and half >= k:
+      kernel = half - k + 1
+      h = nn.ConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", name="up0")(h)
+    else:
+      h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
+      h = nn.Conv(2 * self.width, (3, 3), padding="SAME", name="up0")(h)
+    h = drop(nn.relu(norm("bn_up0")(h)))
+
+    # H/2 → H.
+    if self.upsample == "transpose":
+      h = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", name="up1")(h)
+    else:
+      h = nn.Conv(self.width, (3, 3), padding="SAME", name="up1")(upsample_nearest_2x(h))
+    h = drop(nn.relu(norm("bn_up1")(h)))
+    h = nn.Conv(out_channels, (3, 3), padding="SAME", name="to_image")(h)
+    return jnp.tanh(h)

@@ -1,0 +1,134 @@
+"""Train the classifier that is later inverted: `run(config, workdir)`."""
+
+import logging
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinv import checkpoint, data, metrics, plotting, rng, sharding, steps
+from jaxinv import config as config_lib
+from jaxinv.models import classifiers
+from jaxinv.runs.workdir import Workdir, batched, check_finite, progress
+
+EVAL_BATCH = 500
+log = logging.getLogger(__name__)
+
+
+def build_model(config, num_classes: int):
+  return classifiers.build_classifier(config.classifier.model, num_classes,
+                                      dropout_rate=config.classifier.dropout_rate)
+
+
+def make_optimizer(config, total_steps: int):
+  schedule = optax.cosine_decay_schedule(config.classifier.learning_rate, max(total_steps, 1))
+  return optax.adamw(schedule, weight_decay=config.classifier.weight_decay)
+
+
+def load_split(config, split: str):
+  images, labels = data.load(config.dataset, split, data_dir=config.data_dir or None)
+  if split == "train" and config.max_train_examples:
+    images, labels = images[:config.max_train_examples], labels[:config.max_train_examples]
+  return images, labels
+
+
+def init_state(config, model, image_shape, tx, key):
+  variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32))
+  return steps.init_train_state(variables, tx)
+
+
+def run(config, workdir) -> dict:
+  config_lib.validate(config)
+  info = data.info(config.dataset)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
+  work = Workdir(workdir)
+  work.write_config(config)
+
+  train_x, train_y = load_split(config, "train")
+  test_x, test_y = load_split(config, "test")
+  batch_size = config.classifier.batch_size
+  steps_per_epoch = len(train_x) // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"classifier.batch_size={batch_size} exceeds the {len(train_x)} training "
+                     "examples; lower the batch size.")
+  total_steps = steps_per_epoch * config.classifier.epochs
+
+  keys = rng.named_keys(config.seed, ["init", "dropout"])
+  model = build_model(config, info.num_classes)
+  tx = make_optimizer(config, total_steps)
+  state = sharding.put_replicated(init_state(config, model, info.image_shape, tx, keys["init"]), mesh)
+  replicated = sharding.replicated(mesh)
+  train_step = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0,
+                       out_shardings=(replicated, replicated))
+  # Fake CPU devices deadlock in collectives with many steps in flight.
+  block_each_step = mesh.size > 1 and jax.default_backend() == "cpu"
+
+  log.info("classifier %s on %s: %d steps", config.classifier.model, config.dataset, total_steps)
+  bar = progress(total_steps, desc=f"classifier[{config.dataset}]")
+  values = {}
+  for step in range(total_steps):
+    epoch, index = divmod(step, steps_per_epoch)
+    # Per-epoch permutation from (seed, epoch): the data order never needs saving.
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(train_x))
+    idx = np.sort(order[index * batch_size:(index + 1) * batch_size])
+    batch = sharding.put_batch({"image": train_x[idx], "label": train_y[idx]}, mesh)
+    state, step_metrics = train_step(state, batch, keys["dropout"])
+    if block_each_step:
+      jax.block_until_ready(state)
+    if (step + 1) % config.classifier.log_every == 0 or step + 1 == total_steps:
+      values = work.log_metrics(step + 1, {**step_metrics, "epoch": epoch})
+      check_finite(step + 1, values)
+      bar.set_postfix(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.3f}")
+    bar.update(1)
+  bar.close()
+
+  with checkpoint.Checkpointer(work.checkpoint_dir) as ckpt:
+    ckpt.save(total_steps, state)
+
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].argmax(-1))
+  test_pred = batched(lambda x: predict(variables, x), [test_x], EVAL_BATCH)
+  per_class = plotting.class_grid(test_x, test_y, info.class_names,
+                                  title=f"{config.dataset}: real test images")
+  work.save_figure(per_class, "data_grid.png")
+  summary = {
+      "dataset": config.dataset,
+      "model": config.classifier.model,
+      "steps": total_steps,
+      "test_accuracy": float(np.mean(test_pred == test_y)),
+      "test_accuracy_per_class": metrics.accuracy_per_class(test_pred, test_y, info.num_classes),
+      "train_examples": len(train_x),
+      "wall_time_s": round(time.perf_counter() - work.start_time, 2),
+      "devices": mesh.size,
+  }
+  work.write_summary(summary)
+  work.close()
+  return summary
+
+
+def restore(classifier_dir):
+  """Rebuilds a trained classifier from its run's workdir.
+
+  Returns `(model, variables, classifier_config, step)`; `variables` holds
+  `params` and `batch_stats`."""
+  classifier_dir = Path(classifier_dir)
+  config_path = classifier_dir / "config.json"
+  if not config_path.is_file():
+    raise FileNotFoundError(
+        f"{classifier_dir} has no config.json: init_from must name the workdir of a finished "
+        "`jaxinv train-classifier` run.")
+  config = config_lib.load_json(config_path)
+  info = data.info(config.dataset)
+  model = build_model(config, info.num_classes)
+  tx = make_optimizer(config, 1)
+  target = init_state(config, model, info.image_shape, tx, jax.random.key(0))
+  with checkpoint.Checkpointer(classifier_dir / "checkpoints") as ckpt:
+    step = ckpt.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"No classifier checkpoint under {classifier_dir / 'checkpoints'}.")
+    state = ckpt.restore(target, step)
+  return model, {"params": state.params, "batch_stats": state.batch_stats}, config, step

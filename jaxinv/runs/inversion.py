@@ -1,0 +1,176 @@
+"""Invert a trained classifier: train one conditioned generator, `run(config, workdir)`."""
+
+import logging
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinv import checkpoint, data, metrics, plotting, rng, sampling, sharding, steps
+from jaxinv import config as config_lib
+from jaxinv.models.generator import ConditionedGenerator
+from jaxinv.runs import classifier as classifier_run
+from jaxinv.runs.workdir import Workdir, batched, check_finite, progress
+
+EVAL_BATCH = 500
+log = logging.getLogger(__name__)
+
+
+def build_generator(config, info: data.DatasetInfo) -> ConditionedGenerator:
+  g = config.generator
+  return ConditionedGenerator(
+      num_classes=info.num_classes, image_shape=tuple(info.image_shape), mode=g.mode,
+      hot_pattern=g.hot_pattern, dropout_rate=g.dropout_rate, width=g.width,
+      latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample)
+
+
+def init_generator_state(config, generator, tx, key) -> steps.TrainState:
+  k = generator.num_classes
+  z = jnp.zeros((2, generator.latent_dim))
+  p = jnp.full((2, k), 1.0 / k)
+  y = jnp.zeros((2,), jnp.int32)
+  variables = generator.init({"params": key}, z, p, y, train=False)
+  return steps.init_train_state(variables, tx)
+
+
+def make_optimizer(config):
+  return optax.adam(config.inversion.learning_rate)
+
+
+def check_compatible(config, info, classifier_model, classifier_vars, classifier_config) -> None:
+  """The classifier must take the generator's images and score the generator's classes."""
+  source = data.info(classifier_config.dataset)
+  if tuple(source.image_shape) != tuple(info.image_shape):
+    raise ValueError(
+        f"The classifier in {config.init_from} takes {source.image_shape} images "
+        f"({classifier_config.dataset}) but the generator makes {info.image_shape} ({config.dataset}); "
+        "set dataset to the classifier's dataset.")
+  logits, aux = jax.eval_shape(
+      lambda v: classifier_model.apply(v, jnp.zeros((1, *info.image_shape)), train=False),
+      classifier_vars)
+  if logits.shape[-1] != info.num_classes:
+    raise ValueError(
+        f"The classifier in {config.init_from} outputs {logits.shape[-1]} classes but the generator "
+        f"is conditioned on {info.num_classes} ({config.dataset}); invert a classifier of this dataset.")
+  if config.inversion.feature_layer not in aux:
+    raise ValueError(f"inversion.feature_layer={config.inversion.feature_layer!r} is not among the "
+                     f"classifier's features {sorted(aux)}.")
+
+
+def evaluate(generator, generator_vars, classifier_model, classifier_vars, info, *, per_class: int,
+             key, feature_layer: str, real_images=None, real_labels=None) -> dict:
+  """Target accuracy per class and within-class feature diversity of generated images."""
+  labels = sampling.labels_for(per_class, range(info.num_classes))
+  images = sampling.sample(generator, generator_vars, labels, key, batch_size=EVAL_BATCH)
+
+  @jax.jit
+  def classify(variables, x):
+    logits, aux = classifier_model.apply(variables, x, train=False)
+    return logits.argmax(-1), aux[feature_layer]
+
+  pred, feats = batched(lambda x: classify(classifier_vars, x), [images], EVAL_BATCH)
+  result = {
+      "target_accuracy_per_class": metrics.accuracy_per_class(pred, labels, info.num_classes),
+      "generated_within_class_cosine": metrics.mean_within_class_cosine(feats, labels, info.num_classes),
+  }
+  result["target_accuracy"] = float(np.mean(pred == labels))
+  result["target_accuracy_min_class"] = float(np.min(result["target_accuracy_per_class"]))
+  if real_images is not None:
+    _, real_feats = batched(lambda x: classify(classifier_vars, x), [real_images], EVAL_BATCH)
+    result["real_within_class_cosine"] = metrics.mean_within_class_cosine(
+        real_feats, real_labels, info.num_classes)
+  return result, images, labels
+
+
+def run(config, workdir) -> dict:
+  config_lib.validate(config)
+  if not config.init_from:
+    raise ValueError("Inversion needs a trained classifier: pass --config.init_from=CLASSIFIER_WORKDIR "
+                     "(the workdir of a `jaxinv train-classifier` run).")
+  info = data.info(config.dataset)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
+  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
+      config.init_from)
+  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
+  work = Workdir(workdir)
+  work.write_config(config)
+
+  keys = rng.named_keys(config.seed, ["init", "conditioning", "dropout", "eval"])
+  generator = build_generator(config, info)
+  tx = make_optimizer(config)
+  inv = config.inversion
+  state = steps.InversionState(
+      generator=init_generator_state(config, generator, tx, keys["init"]),
+      classifier=classifier_vars,
+      loss_weights=steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta))
+  state = sharding.put_replicated(state, mesh)
+  replicated = sharding.replicated(mesh)
+  step_fn = steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer)
+  train_step = jax.jit(
+      steps.make_inversion_train_step(
+          step_fn, batch_size=inv.batch_size, num_classes=info.num_classes,
+          latent_dim=generator.latent_dim, mode=generator.mode,
+          batch_sharding=sharding.data_sharded(mesh)),
+      donate_argnums=0, out_shardings=(replicated, replicated))
+  step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
+  block_each_step = mesh.size > 1 and jax.default_backend() == "cpu"
+
+  log.info("inverting %s (%s) for %d steps", config.init_from, config.dataset, inv.steps)
+  bar = progress(inv.steps, desc=f"inversion[{config.dataset}]")
+  for step in range(inv.steps):
+    state, step_metrics = train_step(state, step_keys)
+    if block_each_step:
+      jax.block_until_ready(state)
+    if (step + 1) % inv.log_every == 0 or step + 1 == inv.steps:
+      values = work.log_metrics(step + 1, step_metrics)
+      check_finite(step + 1, values)
+      bar.set_postfix(loss=f"{values['loss']:.3f}", target_acc=f"{values['target_accuracy']:.3f}")
+    bar.update(1)
+  bar.close()
+  train_seconds = time.perf_counter() - work.start_time
+
+  with checkpoint.Checkpointer(work.checkpoint_dir) as ckpt:
+    ckpt.save(inv.steps, state.generator)
+
+  generator_vars = {"params": state.generator.params, "batch_stats": state.generator.batch_stats}
+  real_x, real_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
+  evaluation, images, labels = evaluate(
+      # The state was donated step by step: read the classifier back from it.
+      generator, generator_vars, classifier_model, state.classifier, info,
+      per_class=inv.eval_samples_per_class, key=keys["eval"], feature_layer=inv.feature_layer,
+      real_images=real_x, real_labels=real_y)
+  work.save_figure(
+      plotting.class_grid(images, labels, info.class_names,
+                          title=f"{config.dataset}: generated, one row per requested class"),
+      "samples_grid.png")
+  summary = {
+      "dataset": config.dataset,
+      "classifier": {"workdir": str(Path(config.init_from).absolute()), "step": int(classifier_step)},
+      "steps": inv.steps,
+      **evaluation,
+      "train_wall_time_s": round(train_seconds, 2),
+      "wall_time_s": round(time.perf_counter() - work.start_time, 2),
+      "devices": mesh.size,
+  }
+  work.write_summary(summary)
+  work.close()
+  return summary
+
+
+def restore(inversion_dir):
+  """Rebuilds a trained generator from its run's workdir: `(generator, variables, config)`."""
+  inversion_dir = Path(inversion_dir)
+  config_path = inversion_dir / "config.json"
+  if not config_path.is_file():
+    raise FileNotFoundError(f"{inversion_dir} has no config.json: pass the workdir of a finished "
+                            "`jaxinv invert` run.")
+  config = config_lib.load_json(config_path)
+  generator = build_generator(config, data.info(config.dataset))
+  target = init_generator_state(config, generator, make_optimizer(config), jax.random.key(0))
+  with checkpoint.Checkpointer(inversion_dir / "checkpoints") as ckpt:
+    state = ckpt.restore(target)
+  return generator, {"params": state.params, "batch_stats": state.batch_stats}, config

@@ -1,0 +1,140 @@
+"""Pure training steps: `(state, batch, key) -> (state, metrics)`.
+
+Each step folds the state's step number into the key it is given, so a run
+needs one key per purpose and nothing random has to be saved to resume. The
+frozen classifier travels inside the inversion state as an argument (never a
+closure constant), which lets later code vmap over classifiers or generators.
+"""
+
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxinv import conditioning, losses
+
+LOSS_TERMS = ("kl", "ce", "cosine", "orthogonality")
+
+
+@flax.struct.dataclass
+class TrainState:
+  """What an optimiser updates: only arrays, so it checkpoints as is."""
+
+  step: jnp.ndarray
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+@flax.struct.dataclass
+class InversionState:
+  generator: TrainState
+  classifier: Any  # frozen {"params", "batch_stats"}; never updated
+  loss_weights: Any  # {"kl", "ce", "cosine", "orthogonality"} float32 scalars
+
+
+def init_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
+  params = variables["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+
+
+def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                    batch_stats=batch_stats, opt_state=opt_state)
+
+
+def make_classifier_step(model: nn.Module, tx) -> Callable:
+  """Cross-entropy step on a batch `{"image": [B,H,W,C], "label": [B]}`."""
+
+  def step(state: TrainState, batch, key):
+    key = jax.random.fold_in(key, state.step)
+
+    def loss_fn(params):
+      (logits, _), updates = model.apply(
+          {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+          rngs={"dropout": key}, mutable=["batch_stats"])
+      loss = jnp.mean(jax.vmap(losses.cross_entropy)(logits, batch["label"]))
+      return loss, (logits, updates.get("batch_stats", {}))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    new_state = _apply_gradients(state, tx, grads, batch_stats)
+    metrics = {
+        "loss": loss,
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+        "grad_norm": optax.global_norm(grads),
+    }
+    return new_state, metrics
+
+  return step
+
+
+def make_classifier_apply(model: nn.Module) -> Callable:
+  """`(variables, images) -> (logits, aux)` in inference mode."""
+  return lambda variables, images: model.apply(variables, images, train=False)
+
+
+def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
+                        feature_layer: str = "penultimate") -> Callable:
+  """Generator step on a conditioning batch `{"z", "p", "y"}` (see `conditioning`).
+
+  The classifier runs in inference mode (running statistics, no dropout); the
+  generator in training mode (its dropout on)."""
+
+  def step(state: InversionState, batch, key):
+    gen = state.generator
+    key = jax.random.fold_in(key, gen.step)
+    frozen = jax.lax.stop_gradient(state.classifier)
+
+    def loss_fn(params):
+      images, updates = generator.apply(
+          {"params": params, "batch_stats": gen.batch_stats}, batch["z"], batch["p"], batch["y"],
+          train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+      logits, aux = classifier.apply(frozen, images, train=False)
+      total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
+                                           state.loss_weights)
+      return total, (terms, logits, updates.get("batch_stats", {}))
+
+    (total, (terms, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        gen.params)
+    new_state = state.replace(generator=_apply_gradients(gen, tx, grads, batch_stats))
+    metrics = {
+        "loss": total,
+        **{f"loss_{name}": value for name, value in terms.items()},
+        "target_accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"]),
+        "grad_norm": optax.global_norm(grads),
+    }
+    return new_state, metrics
+
+  return step
+
+
+def make_inversion_train_step(inversion_step: Callable, *, batch_size: int, num_classes: int,
+                              latent_dim: int, mode: str, batch_sharding=None) -> Callable:
+  """Fuses drawing the conditioning batch with the step: `(state, keys) -> (state, metrics)`.
+
+  `keys` holds the run's named keys "conditioning" and "dropout"; both are
+  folded with the step number, so the whole run is a function of one seed."""
+
+  def train_step(state: InversionState, keys):
+    cond_key = jax.random.fold_in(keys["conditioning"], state.generator.step)
+    batch = conditioning.sample_batch(cond_key, batch_size, num_classes, latent_dim, mode)
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    return inversion_step(state, batch, keys["dropout"])
+
+  return train_step
+
+
+def make_generate(generator: nn.Module) -> Callable:
+  """`(params_and_stats, batch) -> images` in inference mode (no dropout)."""
+  return lambda variables, batch: generator.apply(variables, batch["z"], batch["p"], batch["y"],
+                                                  train=False)
+
+
+def loss_weights(alpha: float, beta: float, gamma: float, delta: float):
+  return {name: jnp.float32(w) for name, w in zip(LOSS_TERMS, (alpha, beta, gamma, delta))}
