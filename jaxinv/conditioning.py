@@ -52,7 +52,7 @@ def _hot_matrix(label, num_classes: int, pattern: str):
   i = jnp.arange(num_classes)[:, None]
   j = jnp.arange(num_classes)[None, :]
   if pattern == "row":
-    hot = i == label
+    hot = jnp.broadcast_to(i == label, (num_classes, num_classes))
   elif pattern == "cross":
     hot = (i == label) | (j == label)
   elif pattern == "diag":

@@ -66,7 +66,7 @@ def make_classifier_step(model: nn.Module, tx) -> Callable:
     metrics = {
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
     }
     return new_state, metrics
 
@@ -106,7 +106,7 @@ def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
         "loss": total,
         **{f"loss_{name}": value for name, value in terms.items()},
         "target_accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"]),
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
     }
     return new_state, metrics
 

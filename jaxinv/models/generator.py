@@ -71,10 +71,12 @@ class ConditionedGenerator(nn.Module):
     elif uses_vector(self.mode):
       # p's entries are O(1/K); scaled by K the embedding starts at the scale of z,
       # otherwise the label signal is drowned by the latent at initialisation.
-      inputs.append(nn.Dense(self.embed_dim, name="vector_embed")(p * k))
+      inputs.append(nn.Dense(self.embed_dim, use_bias=False, name="vector_embed")(p * k))
     h = jnp.concatenate(inputs, axis=-1)
 
-    h = nn.Dense(k * k * 2 * self.width, name="project")(h)
+    # Layers followed by batch norm carry no bias: its gradient is zero in exact
+    # arithmetic, and Adam would turn the rounding noise into full-size steps.
+    h = nn.Dense(k * k * 2 * self.width, use_bias=False, name="project")(h)
     h = nn.relu(norm("bn_project")(h)).reshape(-1, k, k, 2 * self.width)
     if uses_matrix(self.mode):
       matrix = conditioning.hot_matrices(y, k, self.hot_pattern).astype(h.dtype)
@@ -83,17 +85,18 @@ class ConditionedGenerator(nn.Module):
     # K×K → H/2.
     if self.upsample == "transpose" and half >= k:
       kernel = half - k + 1
-      h = nn.ConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", name="up0")(h)
+      h = nn.ConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False, name="up0")(h)
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
-      h = nn.Conv(2 * self.width, (3, 3), padding="SAME", name="up0")(h)
+      h = nn.Conv(2 * self.width, (3, 3), padding="SAME", use_bias=False, name="up0")(h)
     h = drop(nn.relu(norm("bn_up0")(h)))
 
     # H/2 → H.
     if self.upsample == "transpose":
-      h = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", name="up1")(h)
+      h = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+                           name="up1")(h)
     else:
-      h = nn.Conv(self.width, (3, 3), padding="SAME", name="up1")(upsample_nearest_2x(h))
+      h = nn.Conv(self.width, (3, 3), padding="SAME", use_bias=False, name="up1")(upsample_nearest_2x(h))
     h = drop(nn.relu(norm("bn_up1")(h)))
     h = nn.Conv(out_channels, (3, 3), padding="SAME", name="to_image")(h)
     return jnp.tanh(h)

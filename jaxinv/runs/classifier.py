@@ -25,7 +25,8 @@ def build_model(config, num_classes: int):
 
 def make_optimizer(config, total_steps: int):
   schedule = optax.cosine_decay_schedule(config.classifier.learning_rate, max(total_steps, 1))
-  return optax.adamw(schedule, weight_decay=config.classifier.weight_decay)
+  return optax.adamw(schedule, eps=config.classifier.adam_eps,
+                     weight_decay=config.classifier.weight_decay)
 
 
 def load_split(config, split: str):

@@ -37,7 +37,9 @@ def init_generator_state(config, generator, tx, key) -> steps.TrainState:
 
 
 def make_optimizer(config):
-  return optax.adam(config.inversion.learning_rate)
+  # Cosine decay to zero: the last steps polish the rarest failures away.
+  schedule = optax.cosine_decay_schedule(config.inversion.learning_rate, max(config.inversion.steps, 1))
+  return optax.adam(schedule, eps=config.inversion.adam_eps)
 
 
 def check_compatible(config, info, classifier_model, classifier_vars, classifier_config) -> None:

@@ -1,0 +1,28 @@
+"""Shared test setup: the real data files and XLA flags for fake CPU devices."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI and the README set JAXINV_DATA_DIR=../shared/data; default to it here too.
+os.environ.setdefault("JAXINV_DATA_DIR", str((REPO.parent / "shared" / "data").resolve()))
+
+# Collectives on fake CPU devices can hang; make a hang fail fast, not at CI's limit.
+SHORT_COLLECTIVE_TIMEOUTS = ("--xla_cpu_collective_call_terminate_timeout_seconds=120 "
+                             "--xla_cpu_collective_call_warn_stuck_timeout_seconds=20")
+
+
+def fake_devices_env(count: int) -> dict:
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {SHORT_COLLECTIVE_TIMEOUTS}"
+  env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+  path = Path(os.environ["JAXINV_DATA_DIR"])
+  assert (path / "mnist").is_dir(), f"real data files expected under {path}"
+  return path

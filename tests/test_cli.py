@@ -1,0 +1,138 @@
+"""The `jaxinv` command end to end on the tiny configs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, fake_devices_env
+from jaxinv import cli, config as config_lib, data
+from jaxinv.models import classifiers
+from jaxinv.runs import inversion
+
+DIGITS_TINY = str(REPO / "configs" / "digits.py:tiny")
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("digits")
+  assert cli.main(["train-classifier", "--config", DIGITS_TINY, "--workdir", str(root / "cls")]) == 0
+  assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(root / "inv"),
+                   f"--config.init_from={root / 'cls'}", "--config.inversion.steps=6"]) == 0
+  return root
+
+
+def test_classifier_run_writes_its_outputs(digits_runs):
+  cls = digits_runs / "cls"
+  for name in ("config.json", "metrics.jsonl", "summary.json", "data_grid.png"):
+    assert (cls / name).is_file(), name
+  summary = json.loads((cls / "summary.json").read_text())
+  assert 0.0 <= summary["test_accuracy"] <= 1.0
+  lines = (cls / "metrics.jsonl").read_text().splitlines()
+  assert lines and all("loss" in json.loads(line) for line in lines)
+  assert config_lib.load_json(cls / "config.json").dataset == "digits"
+
+
+def test_inversion_run_writes_its_outputs(digits_runs):
+  inv = digits_runs / "inv"
+  for name in ("config.json", "metrics.jsonl", "summary.json", "samples_grid.png"):
+    assert (inv / name).is_file(), name
+  summary = json.loads((inv / "summary.json").read_text())
+  assert len(summary["target_accuracy_per_class"]) == 10
+  assert all(0.0 <= a <= 1.0 for a in summary["target_accuracy_per_class"])
+  assert summary["classifier"]["workdir"] == str((digits_runs / "cls").absolute())
+  assert summary["steps"] == 6
+  record = json.loads((inv / "metrics.jsonl").read_text().splitlines()[-1])
+  for term in ("loss_kl", "loss_ce", "loss_cosine", "loss_orthogonality", "target_accuracy"):
+    assert term in record
+
+
+def test_sample_writes_requested_labels(digits_runs, tmp_path):
+  out = tmp_path / "s.npz"
+  assert cli.main(["sample", "--workdir", str(digits_runs / "inv"), "--num-per-class", "3",
+                   "--out", str(out), "--classes", "2,5"]) == 0
+  with np.load(out) as f:
+    images, labels = f["images"], f["labels"]
+  assert images.shape == (6, 28, 28, 1) and images.dtype == np.float32
+  assert images.min() >= -1.0 and images.max() <= 1.0
+  np.testing.assert_array_equal(labels, [2, 2, 2, 5, 5, 5])
+  # Same seed, same images.
+  out2 = tmp_path / "s2.npz"
+  cli.main(["sample", "--workdir", str(digits_runs / "inv"), "--num-per-class", "3",
+            "--out", str(out2), "--classes", "2,5"])
+  with np.load(out2) as f:
+    np.testing.assert_array_equal(f["images"], images)
+
+
+def test_sample_rejects_bad_labels(digits_runs, tmp_path, capsys):
+  assert cli.main(["sample", "--workdir", str(digits_runs / "inv"), "--num-per-class", "1",
+                   "--out", str(tmp_path / "x.npz"), "--classes", "11"]) == 2
+  assert "Requested labels" in capsys.readouterr().err
+
+
+def test_mnist_tiny_from_real_files(tmp_path, monkeypatch, data_dir):
+  monkeypatch.setenv("JAXINV_TFDS_DIR", str(tmp_path / "tfds"))
+  config = str(REPO / "configs" / "mnist.py:tiny")
+  assert cli.main(["train-classifier", "--config", config, "--workdir", str(tmp_path / "cls")]) == 0
+  assert cli.main(["invert", "--config", config, "--workdir", str(tmp_path / "inv"),
+                   f"--config.init_from={tmp_path / 'cls'}", "--config.inversion.steps=4"]) == 0
+  summary = json.loads((tmp_path / "cls" / "summary.json").read_text())
+  # 512 real training images for one epoch already beat chance clearly.
+  assert summary["test_accuracy"] > 0.3
+
+
+def test_demo_runs_classifier_and_inversion(tmp_path, capsys):
+  assert cli.main(["demo", "--workdir", str(tmp_path), "--config", DIGITS_TINY,
+                   "--config.inversion.steps=3"]) == 0
+  assert (tmp_path / "classifier" / "summary.json").is_file()
+  assert (tmp_path / "inversion" / "samples_grid.png").is_file()
+  assert "target accuracy per class" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--config.dataset=imagenet"], "dataset='imagenet'"),
+    (["--config.inversion.stepz=3"], "Unknown config field 'inversion.stepz'"),
+])
+def test_bad_config_gives_a_named_error(tmp_path, capsys, args, match):
+  code = cli.main(["train-classifier", "--config", DIGITS_TINY, "--workdir", str(tmp_path), *args])
+  assert code == 2
+  assert match in capsys.readouterr().err
+
+
+def test_invert_without_classifier_is_explained(tmp_path, capsys):
+  assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(tmp_path)]) == 2
+  assert "init_from" in capsys.readouterr().err
+
+
+def test_classifier_of_another_input_shape_is_rejected(tmp_path, capsys, data_dir):
+  cifar = str(REPO / "configs" / "cifar10.py:tiny")
+  assert cli.main(["train-classifier", "--config", cifar, "--workdir", str(tmp_path / "cls"),
+                   "--config.max_train_examples=128"]) == 0
+  code = cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(tmp_path / "inv"),
+                   f"--config.init_from={tmp_path / 'cls'}"])
+  assert code == 2
+  assert "takes (32, 32, 3) images" in capsys.readouterr().err
+
+
+def test_classifier_with_wrong_class_count_is_rejected():
+  info = data.info("digits")
+  model = classifiers.MLP(num_classes=5)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  config = config_lib.default_config("digits")
+  config.init_from = "/some/classifier"
+  with pytest.raises(ValueError, match="outputs 5 classes but the generator is conditioned on 10"):
+    inversion.check_compatible(config, info, model, variables, config)
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxinv.cli", "train-classifier", "--config", DIGITS_TINY,
+       "--workdir", str(tmp_path), "--config.classifier.batch_size=30"],
+      env=fake_devices_env(4), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  assert "classifier.batch_size=30 is not divisible by the 4 devices" in proc.stderr

@@ -1,0 +1,82 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxinv import conditioning
+from jaxinv.models import classifiers
+from jaxinv.models.generator import ConditionedGenerator, UPSAMPLE_KINDS
+from jaxinv.models.layers import max_pool_2x2
+
+import flax.linen as nn
+
+
+@pytest.mark.parametrize("mode,upsample,shape", [
+    *itertools.product(conditioning.MODES, UPSAMPLE_KINDS, [(28, 28, 1)]),
+    *[(m, "resize", (32, 32, 3)) for m in conditioning.MODES],
+    ("vector_matrix", "transpose", (32, 32, 3)),
+])
+def test_generator_shapes_and_range(mode, upsample, shape):
+  gen = ConditionedGenerator(num_classes=10, image_shape=shape, mode=mode, width=8,
+                             latent_dim=16, embed_dim=8, upsample=upsample)
+  batch = conditioning.sample_batch(jax.random.key(0), 6, 10, 16, mode)
+  variables = gen.init({"params": jax.random.key(1)}, batch["z"], batch["p"], batch["y"])
+  # Large parameters push tanh into saturation: the range must still hold.
+  big = jax.tree.map(lambda x: x * 50.0, variables)
+  for v in (variables, big):
+    images = gen.apply(v, batch["z"], batch["p"], batch["y"], train=False)
+    assert images.shape == (6, *shape)
+    assert images.dtype == jnp.float32
+    assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0
+  train_images, _ = gen.apply(variables, batch["z"], batch["p"], batch["y"], train=True,
+                              rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
+  assert train_images.shape == (6, *shape)
+
+
+def test_generator_uses_the_conditioning():
+  gen = ConditionedGenerator(num_classes=10, image_shape=(28, 28, 1), width=8, latent_dim=16)
+  z = jnp.zeros((2, 16))
+  y = jnp.array([1, 7])
+  p = conditioning.one_hot(y, 10)
+  variables = gen.init({"params": jax.random.key(0)}, z, p, y)
+  images = gen.apply(variables, z, p, y)
+  assert float(jnp.abs(images[0] - images[1]).max()) > 1e-4
+
+
+def test_generator_mode_and_shape_errors():
+  with pytest.raises(ValueError, match="generator mode"):
+    ConditionedGenerator(10, (28, 28, 1), mode="nope").init(
+        jax.random.key(0), jnp.zeros((1, 100)), jnp.zeros((1, 10)), jnp.zeros((1,), jnp.int32))
+  with pytest.raises(ValueError, match="latent_dim"):
+    ConditionedGenerator(10, (28, 28, 1), latent_dim=100).init(
+        jax.random.key(0), jnp.zeros((1, 7)), jnp.zeros((1, 10)), jnp.zeros((1,), jnp.int32))
+
+
+@pytest.mark.parametrize("name,shape", [("mlp", (28, 28, 1)), ("cnn", (28, 28, 1)),
+                                        ("cnn", (32, 32, 3)), ("resnet", (32, 32, 3))])
+def test_classifiers_return_logits_and_penultimate(name, shape):
+  model = classifiers.build_classifier(name, 10)
+  x = jax.random.uniform(jax.random.key(0), (3, *shape), minval=-1, maxval=1)
+  variables = model.init(jax.random.key(1), x)
+  logits, aux = model.apply(variables, x, train=False)
+  assert logits.shape == (3, 10)
+  assert aux["penultimate"].ndim == 2 and aux["penultimate"].shape[0] == 3
+  (train_logits, _), _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+                                     mutable=["batch_stats"])
+  assert train_logits.shape == (3, 10)
+
+
+def test_unknown_classifier_is_named():
+  with pytest.raises(ValueError, match="classifier.model"):
+    classifiers.build_classifier("vit", 10)
+
+
+def test_max_pool_2x2_matches_flax_max_pool():
+  x = jax.random.normal(jax.random.key(0), (2, 7, 8, 3))
+  reference = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+  np.testing.assert_allclose(max_pool_2x2(x), reference)
+  g = jax.grad(lambda v: (max_pool_2x2(v) ** 2).sum())(x)
+  g_ref = jax.grad(lambda v: (nn.max_pool(v, (2, 2), strides=(2, 2), padding="VALID") ** 2).sum())(x)
+  np.testing.assert_allclose(g, g_ref, rtol=1e-6)
