@@ -181,4 +181,18 @@ def save_json(config: ml_collections.ConfigDict, path: os.PathLike) -> None:
 
 
 def load_json(path: os.PathLike) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(json.loads(Path(path).read_text()))
+  """A saved config laid over the current defaults of its dataset, so runs saved
+  before a field was added still load (the new field takes its default)."""
+  stored = json.loads(Path(path).read_text())
+  config = default_config(stored.get("dataset", "digits"))
+  _merge(config, stored)
+  return config
+
+
+def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
+  for key, value in values.items():
+    if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+      _merge(config[key], value)
+    else:
+      with config.unlocked():
+        config[key] = tuple(value) if isinstance(value, list) else value

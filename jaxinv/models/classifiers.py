@@ -8,7 +8,6 @@ the diversity losses use. Batch norm keeps its running statistics in the
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from jaxinv.models.layers import max_pool_2x2
 

@@ -12,7 +12,7 @@ import optax
 from jaxinv import checkpoint, data, metrics, plotting, rng, sharding, steps
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
-from jaxinv.runs.workdir import Workdir, batched, check_finite, progress
+from jaxinv.runs.workdir import Workdir, batched, check_finite, progress, read_config
 
 EVAL_BATCH = 500
 log = logging.getLogger(__name__)
@@ -117,12 +117,7 @@ def restore(classifier_dir):
   Returns `(model, variables, classifier_config, step)`; `variables` holds
   `params` and `batch_stats`."""
   classifier_dir = Path(classifier_dir)
-  config_path = classifier_dir / "config.json"
-  if not config_path.is_file():
-    raise FileNotFoundError(
-        f"{classifier_dir} has no config.json: init_from must name the workdir of a finished "
-        "`jaxinv train-classifier` run.")
-  config = config_lib.load_json(config_path)
+  config = read_config(classifier_dir, "jaxinv train-classifier")
   info = data.info(config.dataset)
   model = build_model(config, info.num_classes)
   tx = make_optimizer(config, 1)

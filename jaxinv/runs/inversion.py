@@ -13,7 +13,7 @@ from jaxinv import checkpoint, data, metrics, plotting, rng, sampling, sharding,
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
-from jaxinv.runs.workdir import Workdir, batched, check_finite, progress
+from jaxinv.runs.workdir import Workdir, batched, check_finite, progress, read_config
 
 EVAL_BATCH = 500
 log = logging.getLogger(__name__)
@@ -166,11 +166,7 @@ def run(config, workdir) -> dict:
 def restore(inversion_dir):
   """Rebuilds a trained generator from its run's workdir: `(generator, variables, config)`."""
   inversion_dir = Path(inversion_dir)
-  config_path = inversion_dir / "config.json"
-  if not config_path.is_file():
-    raise FileNotFoundError(f"{inversion_dir} has no config.json: pass the workdir of a finished "
-                            "`jaxinv invert` run.")
-  config = config_lib.load_json(config_path)
+  config = read_config(inversion_dir, "jaxinv invert")
   generator = build_generator(config, data.info(config.dataset))
   target = init_generator_state(config, generator, make_optimizer(config), jax.random.key(0))
   with checkpoint.Checkpointer(inversion_dir / "checkpoints") as ckpt:

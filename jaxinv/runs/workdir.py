@@ -14,6 +14,15 @@ from tqdm import tqdm
 from jaxinv import config as config_lib
 
 
+def read_config(run_dir, produced_by: str):
+  """The resolved config of a finished run; a clear error if `run_dir` is not one."""
+  path = Path(run_dir) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(
+        f"{run_dir} has no config.json: expected the workdir of a finished `{produced_by}` run.")
+  return config_lib.load_json(path)
+
+
 class Workdir:
   def __init__(self, path):
     self.path = Path(path)
