@@ -8,7 +8,7 @@ Run (from the repository root):
 The `tiny` variant (configs/svhn.py:tiny) trains for a few steps on a few
 hundred examples; it checks the plumbing, not the results.
 
-Expected: EXPECTED
+Expected: not yet measured (needs TensorFlow for TFDS's svhn_cropped builder).
 """
 
 from jaxinv.config import default_config
