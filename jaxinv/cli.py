@@ -4,6 +4,10 @@
     jaxinv train-classifier --config configs/mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv invert --config configs/mnist.py[:tiny] --workdir DIR --config.init_from=CLASSIFIER_DIR
     jaxinv sample --workdir DIR --num-per-class N --out FILE.npz [--classes 0,3] [--seed 0]
+
+Exit status: 0 done; 2 bad input or a stopped run (the message says which and
+what to do); 3 a non-finite loss stopped training; 75 stopped by SIGTERM/SIGINT
+after saving a checkpoint at the current step: rerun the same command to resume.
 """
 
 import argparse
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 _OVERRIDE_PREFIX = "--config."
+EXIT_NONFINITE = 3
 
 
 def _split_overrides(argv):
@@ -79,11 +84,12 @@ def _cmd_sample(args, overrides):
     raise SystemExit(f"error: sample takes no --config.* overrides (got {sorted(overrides)})")
   if args.num_per_class <= 0:
     raise SystemExit(f"error: --num-per-class must be positive, got {args.num_per_class}")
-  generator, variables, _ = inversion.restore(args.workdir)
+  generator, variables, config = inversion.restore(args.workdir)
   classes = (range(generator.num_classes) if args.classes is None
              else [int(c) for c in args.classes.split(",")])
   labels = sampling.labels_for(args.num_per_class, classes)
-  images = sampling.sample(generator, variables, labels, jax.random.key(args.seed))
+  images = sampling.sample(generator, variables, labels, jax.random.key(args.seed),
+                           dropout=config.generator.dropout_at_sampling)
   out = Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   np.savez(out, images=images.astype(np.float32), labels=labels.astype(np.int64))
@@ -125,9 +131,17 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.WARNING)
   except ImportError:
     pass
+  from jaxinv.checkpoint import CheckpointError
+  from jaxinv.runs.loop import EXIT_PREEMPTED, Preempted
   try:
     _COMMANDS[args.command](args, overrides)
-  except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as err:
+  except Preempted as stop:
+    print(f"jaxinv {args.command}: {stop}", file=sys.stderr)
+    return EXIT_PREEMPTED
+  except FloatingPointError as err:
+    print(f"jaxinv {args.command}: error: {err}", file=sys.stderr)
+    return EXIT_NONFINITE
+  except (ValueError, KeyError, FileNotFoundError, PermissionError, CheckpointError) as err:
     message = err.args[0] if isinstance(err, KeyError) and err.args else err
     print(f"jaxinv {args.command}: error: {message}", file=sys.stderr)
     return 2

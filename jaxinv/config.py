@@ -60,6 +60,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.mode = "vector_matrix"
   c.generator.hot_pattern = "cross"
   c.generator.dropout_rate = 0.2
+  c.generator.dropout_at_sampling = True  # sample as trained (see jaxinv.sampling)
   c.generator.width = 8 if tiny else 32
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
@@ -80,7 +81,42 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.inversion.feature_layer = "penultimate"
   c.inversion.log_every = 5 if tiny else 50
   c.inversion.eval_samples_per_class = 16 if tiny else 500
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every = 5 if tiny else 500  # steps between saves (and one at the end)
+  c.checkpoint.keep = 3  # newest checkpoints kept
+  # An unreadable or foreign newest checkpoint stops the run with an error; true
+  # moves it aside (never deletes it) and resumes from the newest intact one.
+  c.checkpoint.fallback_to_intact = False
   return c
+
+
+# Fields a resumed run may change without changing what it computes.
+RESUME_MAY_CHANGE = ("checkpoint.keep", "checkpoint.fallback_to_intact", "checkpoint.every",
+                     "classifier.log_every", "inversion.log_every", "data_dir", "num_devices",
+                     "inversion.eval_samples_per_class")
+
+
+def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict,
+                ignore=()) -> list[str]:
+  """`["field: saved A, now B", …]` over every leaf of either config."""
+  a, b = _flatten(saved.to_dict()), _flatten(new.to_dict())
+  return [f"{k}: saved {a.get(k, '(absent)')!r}, now {b.get(k, '(absent)')!r}"
+          for k in sorted(set(a) | set(b)) if k not in ignore and _norm(a.get(k)) != _norm(b.get(k))]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def _norm(value):
+  return list(value) if isinstance(value, tuple) else value
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -134,6 +170,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
+  if not isinstance(config.get("dataset"), str) or config.dataset not in _DATASET_DEFAULTS:
+    raise ValueError(f"Invalid config:\n  dataset={config.get('dataset')!r}: one of "
+                     f"{sorted(_DATASET_DEFAULTS)}")
+  reference = _flatten(default_config(config.dataset).to_dict())
+  given = _flatten(config.to_dict())
+  for field in sorted(set(given) - set(reference)):
+    errors.append(f"{field}: unknown field (fields are those of default_config; check the spelling)")
+  for field in sorted(set(reference) - set(given)):
+    errors.append(f"{field}: missing (start the config from jaxinv.config.default_config)")
+  for field in sorted(set(given) & set(reference)):
+    want, value = type(reference[field]), given[field]
+    ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))
+          or want is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+      errors.append(f"{field}={value!r}: must be of type {want.__name__}")
+  if errors:  # the range checks below assume the right types
+    raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
 
   def need(ok: bool, field: str, allowed: str):
     if not ok:
@@ -152,7 +205,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("classifier.epochs", "classifier.batch_size", "inversion.steps",
                 "inversion.batch_size", "generator.width", "generator.latent_dim",
                 "generator.embed_dim", "classifier.log_every", "inversion.log_every",
-                "inversion.eval_samples_per_class"):
+                "inversion.eval_samples_per_class", "checkpoint.every", "checkpoint.keep"):
     need(isinstance(config_get(config, field), int) and config_get(config, field) > 0, field,
          "a positive integer")
   need(config.inversion.batch_size >= 2, "inversion.batch_size",
@@ -165,6 +218,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config_get(config, field) >= 0, field, "a non-negative float")
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
+  need(config.seed >= 0, "seed", "a non-negative integer")
+  need(not config.data_dir or Path(config.data_dir).is_dir(), "data_dir",
+       "an existing folder with one subfolder per dataset, or empty")
+  need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",
+       "the workdir of a finished `jaxinv train-classifier` run (with config.json), or empty")
+  need(config.inversion.feature_layer != "", "inversion.feature_layer", "a feature name, e.g. 'penultimate'")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
 

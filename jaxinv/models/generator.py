@@ -54,8 +54,11 @@ class ConditionedGenerator(nn.Module):
       raise ValueError(f"The generator makes square images of even size; got image_shape {self.image_shape}.")
 
   @nn.compact
-  def __call__(self, z, p, y, train: bool = False):
-    """z: [B, latent_dim] latents; p: [B, K] conditioning vectors; y: [B] int labels."""
+  def __call__(self, z, p, y, train: bool = False, dropout: bool | None = None):
+    """z: [B, latent_dim] latents; p: [B, K] conditioning vectors; y: [B] int labels.
+
+    `train` switches batch norm to batch statistics (and updates them); `dropout`
+    (default: `train`) keeps dropout active, which needs a "dropout" rng."""
     self.setup_check()
     if z.shape[-1] != self.latent_dim:
       raise ValueError(f"z has {z.shape[-1]} entries but generator.latent_dim is {self.latent_dim}.")
@@ -63,7 +66,7 @@ class ConditionedGenerator(nn.Module):
     size, _, out_channels = self.image_shape
     half = size // 2
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
-    drop = nn.Dropout(self.dropout_rate, deterministic=not train)
+    drop = nn.Dropout(self.dropout_rate, deterministic=not (train if dropout is None else dropout))
 
     inputs = [z]
     if self.mode == "label":

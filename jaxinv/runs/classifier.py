@@ -12,7 +12,8 @@ import optax
 from jaxinv import checkpoint, data, metrics, plotting, rng, sharding, steps
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
-from jaxinv.runs.workdir import Workdir, batched, check_finite, progress, read_config
+from jaxinv.runs import loop
+from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
 log = logging.getLogger(__name__)
@@ -41,13 +42,22 @@ def init_state(config, model, image_shape, tx, key):
   return steps.init_train_state(variables, tx)
 
 
+def fingerprint(config) -> dict:
+  """What decides a classifier checkpoint's arrays (see `checkpoint.Checkpointer`)."""
+  return {"dataset": config.dataset, "model": config.classifier.model}
+
+
+def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
+  return checkpoint.Checkpointer(directory, kind="classifier", fingerprint=fingerprint(config),
+                                 keep=config.checkpoint.keep)
+
+
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
   work = Workdir(workdir)
-  work.write_config(config)
 
   train_x, train_y = load_split(config, "train")
   test_x, test_y = load_split(config, "test")
@@ -61,34 +71,44 @@ def run(config, workdir) -> dict:
   keys = rng.named_keys(config.seed, ["init", "dropout"])
   model = build_model(config, info.num_classes)
   tx = make_optimizer(config, total_steps)
-  state = sharding.put_replicated(init_state(config, model, info.image_shape, tx, keys["init"]), mesh)
+  fresh = sharding.put_replicated(init_state(config, model, info.image_shape, tx, keys["init"]), mesh)
+  ckpt = open_checkpoints(config, work.checkpoint_dir)
+  work.start(config, resuming=ckpt.latest_step() is not None)
+  # Resume order: this workdir's newest checkpoint, else config.init_from, else fresh.
+  state, start_step = ckpt.restore_latest(fresh, fallback=config.checkpoint.fallback_to_intact)
+  if state is not None:
+    log.info("resuming from step %d in %s", start_step, ckpt.directory)
+    work.truncate_metrics(start_step)
+  else:
+    state, start_step = fresh, 0
+    if config.init_from:
+      variables, source_step = restore_variables(config.init_from, fresh)
+      state = state.replace(params=variables["params"], batch_stats=variables["batch_stats"])
+      log.info("initialised from %s (step %d)", config.init_from, source_step)
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0,
                        out_shardings=(replicated, replicated))
-  # Fake CPU devices deadlock in collectives with many steps in flight.
-  block_each_step = mesh.size > 1 and jax.default_backend() == "cpu"
 
-  log.info("classifier %s on %s: %d steps", config.classifier.model, config.dataset, total_steps)
-  bar = progress(total_steps, desc=f"classifier[{config.dataset}]")
-  values = {}
-  for step in range(total_steps):
+  def step_fn(state, step):
     epoch, index = divmod(step, steps_per_epoch)
     # Per-epoch permutation from (seed, epoch): the data order never needs saving.
     order = np.random.default_rng([config.seed, epoch]).permutation(len(train_x))
     idx = np.sort(order[index * batch_size:(index + 1) * batch_size])
     batch = sharding.put_batch({"image": train_x[idx], "label": train_y[idx]}, mesh)
     state, step_metrics = train_step(state, batch, keys["dropout"])
-    if block_each_step:
-      jax.block_until_ready(state)
-    if (step + 1) % config.classifier.log_every == 0 or step + 1 == total_steps:
-      values = work.log_metrics(step + 1, {**step_metrics, "epoch": epoch})
-      check_finite(step + 1, values)
-      bar.set_postfix(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.3f}")
-    bar.update(1)
-  bar.close()
+    return state, {**step_metrics, "epoch": epoch}
 
-  with checkpoint.Checkpointer(work.checkpoint_dir) as ckpt:
-    ckpt.save(total_steps, state)
+  log.info("classifier %s on %s: steps %d to %d", config.classifier.model, config.dataset,
+           start_step, total_steps)
+  try:
+    state = loop.train(
+        state, step_fn, start_step=start_step, total_steps=total_steps, work=work, checkpointer=ckpt,
+        save_every=config.checkpoint.every, log_every=config.classifier.log_every,
+        desc=f"classifier[{config.dataset}]", postfix=("loss", "accuracy"),
+        block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")
+  finally:
+    ckpt.close()
+    work.close()
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].argmax(-1))
@@ -111,20 +131,28 @@ def run(config, workdir) -> dict:
   return summary
 
 
-def restore(classifier_dir):
-  """Rebuilds a trained classifier from its run's workdir.
+def restore_variables(classifier_dir, target, step: int | None = None):
+  """`({"params", "batch_stats"}, step)` of a classifier run: a partial restore of the
+  checkpoint's `model` item only, into `target`'s structure and shardings."""
+  classifier_dir = Path(classifier_dir)
+  config = read_config(classifier_dir, "jaxinv train-classifier")
+  with open_checkpoints(config, classifier_dir / "checkpoints") as ckpt:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"No classifier checkpoint under {classifier_dir / 'checkpoints'}: "
+                              "the classifier run has not saved yet.")
+    variables = ckpt.restore_model({"params": target.params, "batch_stats": target.batch_stats}, step)
+  return variables, step
+
+
+def restore(classifier_dir, step: int | None = None):
+  """Rebuilds a trained classifier from its run's workdir (its newest checkpoint, or `step`).
 
   Returns `(model, variables, classifier_config, step)`; `variables` holds
   `params` and `batch_stats`."""
-  classifier_dir = Path(classifier_dir)
   config = read_config(classifier_dir, "jaxinv train-classifier")
   info = data.info(config.dataset)
   model = build_model(config, info.num_classes)
-  tx = make_optimizer(config, 1)
-  target = init_state(config, model, info.image_shape, tx, jax.random.key(0))
-  with checkpoint.Checkpointer(classifier_dir / "checkpoints") as ckpt:
-    step = ckpt.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"No classifier checkpoint under {classifier_dir / 'checkpoints'}.")
-    state = ckpt.restore(target, step)
-  return model, {"params": state.params, "batch_stats": state.batch_stats}, config, step
+  target = init_state(config, model, info.image_shape, make_optimizer(config, 1), jax.random.key(0))
+  variables, step = restore_variables(classifier_dir, target, step)
+  return model, variables, config, step

@@ -13,7 +13,8 @@ from jaxinv import checkpoint, data, metrics, plotting, rng, sampling, sharding,
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
-from jaxinv.runs.workdir import Workdir, batched, check_finite, progress, read_config
+from jaxinv.runs import loop
+from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
 log = logging.getLogger(__name__)
@@ -63,10 +64,12 @@ def check_compatible(config, info, classifier_model, classifier_vars, classifier
 
 
 def evaluate(generator, generator_vars, classifier_model, classifier_vars, info, *, per_class: int,
-             key, feature_layer: str, real_images=None, real_labels=None) -> dict:
+             key, feature_layer: str, real_images=None, real_labels=None,
+             dropout: bool = True) -> dict:
   """Target accuracy per class and within-class feature diversity of generated images."""
   labels = sampling.labels_for(per_class, range(info.num_classes))
-  images = sampling.sample(generator, generator_vars, labels, key, batch_size=EVAL_BATCH)
+  images = sampling.sample(generator, generator_vars, labels, key, batch_size=EVAL_BATCH,
+                           dropout=dropout)
 
   @jax.jit
   def classify(variables, x):
@@ -87,6 +90,18 @@ def evaluate(generator, generator_vars, classifier_model, classifier_vars, info,
   return result, images, labels
 
 
+def fingerprint(config) -> dict:
+  """What decides a generator checkpoint's arrays and meaning."""
+  g = config.generator
+  return {"dataset": config.dataset, "mode": g.mode, "hot_pattern": g.hot_pattern, "width": g.width,
+          "latent_dim": g.latent_dim, "embed_dim": g.embed_dim, "upsample": g.upsample}
+
+
+def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
+  return checkpoint.Checkpointer(directory, kind="generator", fingerprint=fingerprint(config),
+                                 keep=config.checkpoint.keep)
+
+
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   if not config.init_from:
@@ -95,48 +110,59 @@ def run(config, workdir) -> dict:
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
-  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
-      config.init_from)
-  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
   work = Workdir(workdir)
-  work.write_config(config)
-
   keys = rng.named_keys(config.seed, ["init", "conditioning", "dropout", "eval"])
   generator = build_generator(config, info)
   tx = make_optimizer(config)
   inv = config.inversion
+  fresh = sharding.put_replicated(init_generator_state(config, generator, tx, keys["init"]), mesh)
+  ckpt = open_checkpoints(config, work.checkpoint_dir)
+  work.start(config, resuming=ckpt.latest_step() is not None)
+  # Resume order: this workdir's newest checkpoint, else a fresh generator.
+  generator_state, start_step = ckpt.restore_latest(
+      fresh, fallback=config.checkpoint.fallback_to_intact)
+  classifier_step = None
+  if generator_state is None:
+    generator_state, start_step = fresh, 0
+  else:
+    log.info("resuming from step %d in %s", start_step, ckpt.directory)
+    work.truncate_metrics(start_step)
+    # Keep inverting the classifier checkpoint this run started with.
+    classifier_step = ckpt.read_meta(start_step).get("classifier", {}).get("step")
+  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
+      config.init_from, classifier_step)
+  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
+  source = {"path": str(Path(config.init_from).absolute() / "checkpoints"), "step": int(classifier_step)}
+
   state = steps.InversionState(
-      generator=init_generator_state(config, generator, tx, keys["init"]),
-      classifier=classifier_vars,
-      loss_weights=steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta))
-  state = sharding.put_replicated(state, mesh)
+      generator=generator_state,
+      classifier=sharding.put_replicated(classifier_vars, mesh),
+      loss_weights=sharding.put_replicated(
+          steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta), mesh))
   replicated = sharding.replicated(mesh)
-  step_fn = steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer)
   train_step = jax.jit(
       steps.make_inversion_train_step(
-          step_fn, batch_size=inv.batch_size, num_classes=info.num_classes,
+          steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer),
+          batch_size=inv.batch_size, num_classes=info.num_classes,
           latent_dim=generator.latent_dim, mode=generator.mode,
           batch_sharding=sharding.data_sharded(mesh)),
       donate_argnums=0, out_shardings=(replicated, replicated))
   step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
-  block_each_step = mesh.size > 1 and jax.default_backend() == "cpu"
 
-  log.info("inverting %s (%s) for %d steps", config.init_from, config.dataset, inv.steps)
-  bar = progress(inv.steps, desc=f"inversion[{config.dataset}]")
-  for step in range(inv.steps):
-    state, step_metrics = train_step(state, step_keys)
-    if block_each_step:
-      jax.block_until_ready(state)
-    if (step + 1) % inv.log_every == 0 or step + 1 == inv.steps:
-      values = work.log_metrics(step + 1, step_metrics)
-      check_finite(step + 1, values)
-      bar.set_postfix(loss=f"{values['loss']:.3f}", target_acc=f"{values['target_accuracy']:.3f}")
-    bar.update(1)
-  bar.close()
+  log.info("inverting %s (step %d) on %s: steps %d to %d", config.init_from, classifier_step,
+           config.dataset, start_step, inv.steps)
+  try:
+    state = loop.train(
+        state, lambda state, step: train_step(state, step_keys), start_step=start_step,
+        total_steps=inv.steps, work=work, checkpointer=ckpt, save_every=config.checkpoint.every,
+        log_every=inv.log_every, desc=f"inversion[{config.dataset}]",
+        postfix=("loss", "target_accuracy"), to_checkpoint=lambda s: s.generator,
+        checkpoint_meta={"classifier": source},
+        block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")
+  finally:
+    ckpt.close()
+    work.close()
   train_seconds = time.perf_counter() - work.start_time
-
-  with checkpoint.Checkpointer(work.checkpoint_dir) as ckpt:
-    ckpt.save(inv.steps, state.generator)
 
   generator_vars = {"params": state.generator.params, "batch_stats": state.generator.batch_stats}
   real_x, real_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
@@ -144,14 +170,14 @@ def run(config, workdir) -> dict:
       # The state was donated step by step: read the classifier back from it.
       generator, generator_vars, classifier_model, state.classifier, info,
       per_class=inv.eval_samples_per_class, key=keys["eval"], feature_layer=inv.feature_layer,
-      real_images=real_x, real_labels=real_y)
+      real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
   work.save_figure(
       plotting.class_grid(images, labels, info.class_names,
                           title=f"{config.dataset}: generated, one row per requested class"),
       "samples_grid.png")
   summary = {
       "dataset": config.dataset,
-      "classifier": {"workdir": str(Path(config.init_from).absolute()), "step": int(classifier_step)},
+      "classifier": {"workdir": str(Path(config.init_from).absolute()), **source},
       "steps": inv.steps,
       **evaluation,
       "train_wall_time_s": round(train_seconds, 2),
@@ -169,6 +195,6 @@ def restore(inversion_dir):
   config = read_config(inversion_dir, "jaxinv invert")
   generator = build_generator(config, data.info(config.dataset))
   target = init_generator_state(config, generator, make_optimizer(config), jax.random.key(0))
-  with checkpoint.Checkpointer(inversion_dir / "checkpoints") as ckpt:
+  with open_checkpoints(config, inversion_dir / "checkpoints") as ckpt:
     state = ckpt.restore(target)
   return generator, {"params": state.params, "batch_stats": state.batch_stats}, config

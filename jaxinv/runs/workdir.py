@@ -26,7 +26,14 @@ def read_config(run_dir, produced_by: str):
 class Workdir:
   def __init__(self, path):
     self.path = Path(path)
-    self.path.mkdir(parents=True, exist_ok=True)
+    try:
+      self.path.mkdir(parents=True, exist_ok=True)
+      probe = self.path / ".jaxinv_write_probe"
+      probe.write_text("")
+      probe.unlink()
+    except OSError as err:
+      raise PermissionError(f"The workdir {self.path} is not writable ({err.strerror}); choose a "
+                            "writable folder.") from err
     self._metrics = None
     self.start_time = time.perf_counter()
 
@@ -37,6 +44,19 @@ class Workdir:
   def write_config(self, config) -> None:
     config_lib.save_json(config, self.path / "config.json")
 
+  def start(self, config, *, resuming: bool) -> None:
+    """Writes config.json; when resuming, first checks it matches the saved one."""
+    saved_path = self.path / "config.json"
+    if resuming and saved_path.is_file():
+      changed = config_lib.differences(config_lib.load_json(saved_path), config,
+                                       ignore=config_lib.RESUME_MAY_CHANGE)
+      if changed:
+        raise ValueError(
+            f"{self.path} holds checkpoints of a run with another config; changed fields: "
+            + "; ".join(changed) + ". Resume with the saved config (config.json there) or choose a "
+            "new workdir; nothing was changed.")
+    self.write_config(config)
+
   def log_metrics(self, step: int, metrics: dict) -> dict:
     """Appends one JSON line; returns the metrics as Python floats."""
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -46,6 +66,15 @@ class Workdir:
     self._metrics.write(json.dumps(record) + "\n")
     self._metrics.flush()
     return values
+
+  def truncate_metrics(self, last_step: int) -> None:
+    """On resume: drop logged steps after the checkpoint; they are recomputed identically."""
+    path = self.path / "metrics.jsonl"
+    if not path.exists():
+      return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and _parse_step(line) is not None and _parse_step(line) <= last_step]
+    path.write_text("".join(line + "\n" for line in kept))
 
   def write_summary(self, summary: dict) -> None:
     (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -63,20 +92,29 @@ class Workdir:
       self._metrics = None
 
 
+def _parse_step(line: str):
+  try:
+    return int(json.loads(line)["step"])
+  except (ValueError, KeyError, TypeError):
+    return None  # a line cut by a kill: dropped
+
+
 def progress(total: int, initial: int = 0, desc: str = ""):
   """A progress bar with rate and ETA on stderr."""
   return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, mininterval=2.0,
               dynamic_ncols=True, unit="step")
 
 
-def check_finite(step: int, values: dict) -> None:
-  """Stops the run on a non-finite loss, naming the step and the loss terms."""
+def check_finite(step: int, values: dict, last_checkpoint: int | None = None) -> None:
+  """Stops the run on a non-finite loss or gradient, naming the step and the loss terms."""
   bad = {k: v for k, v in values.items() if not math.isfinite(v)}
   if bad:
     terms = ", ".join(f"{k}={v}" for k, v in values.items())
+    kept = (f"the latest checkpoint is still the last good one (step {last_checkpoint})"
+            if last_checkpoint is not None else "no checkpoint had been written yet")
     raise FloatingPointError(
-        f"Non-finite values at step {step}: {sorted(bad)} ({terms}). The run was stopped; "
-        "lower the learning rate or check the inputs.")
+        f"Non-finite values at step {step}: {sorted(bad)} ({terms}). The run was stopped and "
+        f"{kept}; lower the learning rate or check the inputs.")
 
 
 def batched(fn, arrays, batch_size: int):
