@@ -44,6 +44,9 @@ def init_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
 
 def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  # Keep the state's dtypes fixed (batch statistics of wider activations would
+  # otherwise widen the state and retrace the step).
+  batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), batch_stats, state.batch_stats)
   return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                     batch_stats=batch_stats, opt_state=opt_state)
 
