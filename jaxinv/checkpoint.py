@@ -69,12 +69,15 @@ class Checkpointer:
     record = {"kind": self.kind, "step": int(step), "fingerprint": self.fingerprint,
               **_jsonable(meta)}
     try:
-      self._manager.save(int(step), args=ocp.args.Composite(
+      saved = self._manager.save(int(step), force=True, args=ocp.args.Composite(
           model=ocp.args.StandardSave(items["model"]),
           optimizer=ocp.args.StandardSave(items["optimizer"]),
           meta=ocp.args.JsonSave(record)))
     except Exception as err:  # noqa: BLE001 — any failure to write is reported the same way
       raise self._write_error(step, err) from err
+    if not saved:
+      raise CheckpointError(f"Orbax declined to save step {step} in {self.directory} (newest "
+                            f"existing step: {self.latest_step()}); nothing was overwritten.")
     self.save_seconds.append(time.perf_counter() - start)
 
   def wait(self) -> None:

@@ -53,6 +53,9 @@ def _run(args, workdir):
 def _run_and_signal(args, workdir, at_step: int, sig) -> tuple[int, str, int]:
   """Starts the command, sends `sig` once step `at_step` is logged; returns
   (exit code, stderr, last step logged before the signal)."""
+  # Lines logged by an earlier, killed run are still there until the resumed run
+  # truncates them: wait for steps beyond them.
+  at_step = max(at_step, _last_logged_step(workdir) + 2)
   proc = subprocess.Popen(_command(args, workdir), env=ENV, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 300

@@ -78,7 +78,8 @@ def train(state, step_fn, *, start_step: int, total_steps: int, work, checkpoint
         check(pending)
       done = step + 1
       pending = (done, metrics)
-      must_save = done % save_every == 0 or done == total_steps or stop.received
+      stopping = stop.received  # read once: a signal may arrive at any moment
+      must_save = done % save_every == 0 or done == total_steps or stopping
       if done % log_every == 0 or done == total_steps or must_save:
         values = check(pending)
         pending = None
@@ -88,10 +89,10 @@ def train(state, step_fn, *, start_step: int, total_steps: int, work, checkpoint
       if must_save:
         checkpointer.save(done, to_checkpoint(state), **checkpoint_meta)
       bar.update(1)
-      if stop.received:
+      if stopping:
         checkpointer.wait()
         bar.close()
-        raise Preempted(stop.received, done, checkpointer.directory)
+        raise Preempted(stopping, done, checkpointer.directory)
     bar.close()
     if pending is not None:
       check(pending)
