@@ -3,7 +3,7 @@
     jaxinv demo --workdir DIR
     jaxinv train-classifier --config configs/mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv invert --config configs/mnist.py[:tiny] --workdir DIR --config.init_from=CLASSIFIER_DIR
-    jaxinv sample --workdir DIR --num-per-class N --out FILE.npz [--classes 0,3] [--seed 0]
+    jaxinv sample --workdir DIR [--workdir DIR2 ...] --num-per-class N --out FILE.npz [--classes 0,3] [--seed 0]
 
 Exit status: 0 done; 2 bad input or a stopped run (the message says which and
 what to do); 3 a non-finite loss stopped training; 75 stopped by SIGTERM/SIGINT
@@ -52,14 +52,15 @@ def _load_config(spec, overrides, default_dataset="digits"):
 def _cmd_train_classifier(args, overrides):
   from jaxinv.runs import classifier
   summary = classifier.run(_load_config(args.config, overrides), args.workdir)
-  print(json.dumps({k: summary[k] for k in ("test_accuracy", "wall_time_s")}))
+  print(json.dumps({k: summary[k] for k in ("test_accuracy", "wall_time_s", "process_index")
+                    if k in summary}))
 
 
 def _cmd_invert(args, overrides):
   from jaxinv.runs import inversion
   summary = inversion.run(_load_config(args.config, overrides), args.workdir)
   print(json.dumps({k: summary[k] for k in ("target_accuracy", "target_accuracy_min_class",
-                                            "wall_time_s")}))
+                                            "wall_time_s", "process_index") if k in summary}))
 
 
 def _cmd_demo(args, overrides):
@@ -78,22 +79,42 @@ def _cmd_demo(args, overrides):
 
 def _cmd_sample(args, overrides):
   import jax
-  from jaxinv import sampling
+  from jaxinv import batch_inversion, sampling
   from jaxinv.runs import inversion
   if overrides:
     raise SystemExit(f"error: sample takes no --config.* overrides (got {sorted(overrides)})")
   if args.num_per_class <= 0:
     raise SystemExit(f"error: --num-per-class must be positive, got {args.num_per_class}")
-  generator, variables, config = inversion.restore(args.workdir)
+  # Each workdir gives one generator, or all members of an ensemble run.
+  runs = [inversion.restore_generators(workdir) for workdir in args.workdir]
+  generator, _, _, config = runs[0]
+  for workdir, (other, _, _, _) in zip(args.workdir[1:], runs[1:]):
+    if other.clone(dropout_rate=0.0) != generator.clone(dropout_rate=0.0):
+      raise ValueError(f"{workdir} holds another generator architecture than {args.workdir[0]}; "
+                       "only generators of the same generator.* config can be sampled together.")
   classes = (range(generator.num_classes) if args.classes is None
              else [int(c) for c in args.classes.split(",")])
   labels = sampling.labels_for(args.num_per_class, classes)
-  images = sampling.sample(generator, variables, labels, jax.random.key(args.seed),
-                           dropout=config.generator.dropout_at_sampling)
+  # One compiled call per chunk for all generators (vmapped over their stacked params).
+  names = [f"{w}[{i}]" for w, (_, v, _, _) in zip(args.workdir, runs)
+           for i in range(len(jax.tree.leaves(v)[0]))]
+  stacked = batch_inversion.stack(
+      [jax.tree.map(lambda x, i=i: x[i], v) for _, v, _, _ in runs
+       for i in range(len(jax.tree.leaves(v)[0]))], names=names)
+  rates = np.concatenate([r for _, _, r, _ in runs])
+  images = batch_inversion.sample_many(generator, stacked, labels, jax.random.key(args.seed),
+                                       dropout=config.generator.dropout_at_sampling,
+                                       dropout_rates=rates)
+  count = len(names)
   out = Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez(out, images=images.astype(np.float32), labels=labels.astype(np.int64))
-  print(f"wrote {len(labels)} images {images.shape[1:]} to {out}")
+  arrays = {"images": images.reshape(-1, *images.shape[2:]).astype(np.float32),
+            "labels": np.tile(labels, count).astype(np.int64)}
+  if count > 1:  # images of generator g are rows g*N … (g+1)*N-1
+    arrays["generator"] = np.repeat(np.arange(count), len(labels)).astype(np.int64)
+    arrays["generator_names"] = np.array(names)  # "WORKDIR[member]"
+  np.savez(out, **arrays)
+  print(f"wrote {len(arrays['labels'])} images {images.shape[2:]} from {count} generator(s) to {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                    required=name != "demo", help="config file, e.g. configs/mnist.py[:tiny]")
     p.add_argument("--workdir", required=True)
   p = sub.add_parser("sample", help="write generated images for requested labels to an .npz")
-  p.add_argument("--workdir", required=True, help="the workdir of a `jaxinv invert` run")
+  p.add_argument("--workdir", required=True, action="append",
+                 help="the workdir of a `jaxinv invert` run; repeat to sample several generators "
+                      "of the same architecture in one compiled call")
   p.add_argument("--num-per-class", type=int, required=True)
   p.add_argument("--out", required=True)
   p.add_argument("--classes", default=None, help="comma-separated labels (default: all)")

@@ -29,11 +29,8 @@ def sample(generator, variables, labels, key, *, batch_size: int = 500,
 
   Chunk `i` draws its latents and vectors from `fold_in(key, i)`, so the images
   for a given key do not depend on how many are requested after them."""
-  labels = np.asarray(labels, np.int32)
   num_classes, latent_dim, mode = generator.num_classes, generator.latent_dim, generator.mode
-  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"Requested labels must lie in [0, {num_classes - 1}]; got "
-                     f"{sorted(set(labels[(labels < 0) | (labels >= num_classes)].tolist()))}.")
+  labels = check_labels(labels, num_classes)
   generate = _generate_fn(generator, latent_dim, mode, num_classes, dropout)
   chunks = []
   for i, start in enumerate(range(0, len(labels), batch_size)):
@@ -44,6 +41,14 @@ def sample(generator, variables, labels, key, *, batch_size: int = 500,
   if not chunks:
     return np.zeros((0, *generator.image_shape), np.float32)
   return np.concatenate(chunks)
+
+
+def check_labels(labels, num_classes: int) -> np.ndarray:
+  labels = np.asarray(labels, np.int32)
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"Requested labels must lie in [0, {num_classes - 1}]; got "
+                     f"{sorted(set(labels[(labels < 0) | (labels >= num_classes)].tolist()))}.")
+  return labels
 
 
 @functools.lru_cache(maxsize=16)

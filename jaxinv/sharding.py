@@ -6,6 +6,7 @@ mesh) and on many; `jax.jit` inserts the gradient all-reduce.
 """
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
@@ -40,8 +41,23 @@ def check_batch_size(batch_size: int, mesh, field: str = "batch_size") -> None:
 
 
 def put_replicated(tree, mesh):
+  """The same value on every device; across processes every process passes the same value."""
+  if jax.process_count() > 1:
+    tree = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array)
+                        else np.asarray(x), tree)
   return jax.device_put(tree, replicated(mesh))
 
 
 def put_batch(tree, mesh):
-  return jax.device_put(tree, data_sharded(mesh))
+  """A batch split along its leading axis. With several processes each passes only its
+  own rows (`distributed.local_slice`) and the global batch is assembled without copies."""
+  sharding = data_sharded(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def create_replicated(init_fn, mesh, *args):
+  """`init_fn(*args)` computed under `jax.jit` with replicated outputs: parameters are
+  created directly on every device of the mesh, never first on one device and copied."""
+  return jax.jit(init_fn, out_shardings=replicated(mesh))(*args)

@@ -34,6 +34,9 @@ class InversionState:
   generator: TrainState
   classifier: Any  # frozen {"params", "batch_stats"}; never updated
   loss_weights: Any  # {"kl", "ce", "cosine", "orthogonality"} float32 scalars
+  # The generator's dropout rate as a float32 scalar, or None for the module's own
+  # field. An array lets an ensemble vmap over dropout rates (see `jaxinv.ensemble`).
+  dropout_rate: Any = None
 
 
 def init_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
@@ -96,7 +99,8 @@ def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
     def loss_fn(params):
       images, updates = generator.apply(
           {"params": params, "batch_stats": gen.batch_stats}, batch["z"], batch["p"], batch["y"],
-          train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+          train=True, rngs={"dropout": key}, mutable=["batch_stats"],
+          dropout_rate=state.dropout_rate)
       logits, aux = classifier.apply(frozen, images, train=False)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)

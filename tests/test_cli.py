@@ -135,3 +135,29 @@ def test_batch_not_divisible_by_devices(tmp_path):
       env=fake_devices_env(4), capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2
   assert "classifier.batch_size=30 is not divisible by the 4 devices" in proc.stderr
+
+
+def test_sample_many_generators_in_one_call(digits_runs, tmp_path):
+  """An ensemble workdir contributes each member; a plain one its generator."""
+  sweep = tmp_path / "sweep"
+  assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(sweep),
+                   f"--config.init_from={digits_runs / 'cls'}", "--config.inversion.steps=4",
+                   "--config.ensemble.seeds=[5, 6]", "--config.ensemble.dropout_rate=[0.1, 0.3]"]) == 0
+  summary = json.loads((sweep / "summary.json").read_text())
+  assert [m["dropout_rate"] for m in summary["members"]] == [0.1, 0.3]
+  assert (sweep / "samples_grid_member1.png").is_file()
+  out = tmp_path / "many.npz"
+  assert cli.main(["sample", "--workdir", str(sweep), "--workdir", str(digits_runs / "inv"),
+                   "--num-per-class", "2", "--out", str(out), "--classes", "1,7"]) == 0
+  with np.load(out) as f:
+    assert f["images"].shape == (12, 28, 28, 1)
+    np.testing.assert_array_equal(f["generator"], np.repeat([0, 1, 2], 4))
+    np.testing.assert_array_equal(f["labels"], np.tile([1, 1, 7, 7], 3))
+    assert list(f["generator_names"]) == [f"{sweep}[0]", f"{sweep}[1]", f"{digits_runs / 'inv'}[0]"]
+    many = f["images"]
+  # The plain generator's rows are what sampling it alone gives.
+  alone = tmp_path / "alone.npz"
+  cli.main(["sample", "--workdir", str(digits_runs / "inv"), "--num-per-class", "2",
+            "--out", str(alone), "--classes", "1,7"])
+  with np.load(alone) as f:
+    np.testing.assert_allclose(many[8:], f["images"], atol=1e-5)

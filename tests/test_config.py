@@ -8,7 +8,8 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 
 def test_every_dataset_has_a_config_file():
-  assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10"}
+  assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
+                                      "mnist_sweep"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv import conditioning
-from jaxinv.models.layers import upsample_nearest_2x
+from jaxinv.models.layers import RateDropout, upsample_nearest_2x
 
 UPSAMPLE_KINDS = ("transpose", "resize")
 
@@ -54,11 +54,12 @@ class ConditionedGenerator(nn.Module):
       raise ValueError(f"The generator makes square images of even size; got image_shape {self.image_shape}.")
 
   @nn.compact
-  def __call__(self, z, p, y, train: bool = False, dropout: bool | None = None):
+  def __call__(self, z, p, y, train: bool = False, dropout: bool | None = None, dropout_rate=None):
     """z: [B, latent_dim] latents; p: [B, K] conditioning vectors; y: [B] int labels.
 
     `train` switches batch norm to batch statistics (and updates them); `dropout`
-    (default: `train`) keeps dropout active, which needs a "dropout" rng."""
+    (default: `train`) keeps dropout active, which needs a "dropout" rng;
+    `dropout_rate` (a scalar, may be traced) overrides the field."""
     self.setup_check()
     if z.shape[-1] != self.latent_dim:
       raise ValueError(f"z has {z.shape[-1]} entries but generator.latent_dim is {self.latent_dim}.")
@@ -66,7 +67,13 @@ class ConditionedGenerator(nn.Module):
     size, _, out_channels = self.image_shape
     half = size // 2
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
-    drop = nn.Dropout(self.dropout_rate, deterministic=not (train if dropout is None else dropout))
+    active = train if dropout is None else dropout
+    rate = self.dropout_rate if dropout_rate is None else dropout_rate
+
+    # One module for both layers, named as Linen names an unnamed nn.Dropout, so the
+    # masks (drawn from the module's rng stream) are those of nn.Dropout.
+    dropout_module = RateDropout(name="Dropout_0")
+    drop = lambda x: dropout_module(x, rate, deterministic=not active)
 
     inputs = [z]
     if self.mode == "label":

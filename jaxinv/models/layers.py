@@ -5,6 +5,8 @@ followed by a max reduction is the same function for non-overlapping windows and
 differentiates through a plain reduction.
 """
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -19,3 +21,17 @@ def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
 def upsample_nearest_2x(x: jnp.ndarray) -> jnp.ndarray:
   """Nearest-neighbour 2× upsampling, NHWC (the 'resize' half of a resize-convolution)."""
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class RateDropout(nn.Module):
+  """`flax.linen.Dropout` whose rate is a call argument that may be traced (so an
+  ensemble can vmap over it). Same function and, under the same module name, the
+  same random masks as `nn.Dropout` for a fixed rate."""
+
+  @nn.compact
+  def __call__(self, x, rate, deterministic: bool):
+    if deterministic:
+      return x
+    keep = 1.0 - jnp.asarray(rate, jnp.float32)
+    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
+    return jnp.where(mask, x / keep.astype(x.dtype), jnp.zeros_like(x))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import checkpoint, data, metrics, plotting, rng, sharding, steps
+from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv.runs import loop
@@ -54,6 +54,8 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 
 def run(config, workdir) -> dict:
   config_lib.validate(config)
+  config = config_lib.with_absolute_paths(config)
+  distributed.initialize(config)
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
@@ -71,7 +73,8 @@ def run(config, workdir) -> dict:
   keys = rng.named_keys(config.seed, ["init", "dropout"])
   model = build_model(config, info.num_classes)
   tx = make_optimizer(config, total_steps)
-  fresh = sharding.put_replicated(init_state(config, model, info.image_shape, tx, keys["init"]), mesh)
+  fresh = sharding.create_replicated(
+      lambda key: init_state(config, model, info.image_shape, tx, key), mesh, keys["init"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
   # Resume order: this workdir's newest checkpoint, else config.init_from, else fresh.
@@ -94,6 +97,7 @@ def run(config, workdir) -> dict:
     # Per-epoch permutation from (seed, epoch): the data order never needs saving.
     order = np.random.default_rng([config.seed, epoch]).permutation(len(train_x))
     idx = np.sort(order[index * batch_size:(index + 1) * batch_size])
+    idx = idx[distributed.local_slice(batch_size)]  # this process's rows (all of them on one)
     batch = sharding.put_batch({"image": train_x[idx], "label": train_y[idx]}, mesh)
     state, step_metrics = train_step(state, batch, keys["dropout"])
     return state, {**step_metrics, "epoch": epoch}
@@ -110,7 +114,10 @@ def run(config, workdir) -> dict:
     ckpt.close()
     work.close()
 
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  if not distributed.is_primary():  # process 0 evaluates and writes; the others are done
+    return {"process_index": jax.process_index(), "steps": total_steps}
+  # Host copies: evaluation runs on this process's devices only.
+  variables = distributed.to_host({"params": state.params, "batch_stats": state.batch_stats})
   predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].argmax(-1))
   test_pred = batched(lambda x: predict(variables, x), [test_x], EVAL_BATCH)
   per_class = plotting.class_grid(test_x, test_y, info.class_names,

@@ -1,5 +1,7 @@
 """Invert a trained classifier: train one conditioned generator, `run(config, workdir)`."""
 
+import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -9,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import checkpoint, data, metrics, plotting, rng, sampling, sharding, steps
+from jaxinv import checkpoint, data, distributed, ensemble, metrics, plotting, rng, sampling, sharding, steps
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
@@ -93,17 +95,33 @@ def evaluate(generator, generator_vars, classifier_model, classifier_vars, info,
 def fingerprint(config) -> dict:
   """What decides a generator checkpoint's arrays and meaning."""
   g = config.generator
-  return {"dataset": config.dataset, "mode": g.mode, "hot_pattern": g.hot_pattern, "width": g.width,
-          "latent_dim": g.latent_dim, "embed_dim": g.embed_dim, "upsample": g.upsample}
+  record = {"dataset": config.dataset, "mode": g.mode, "hot_pattern": g.hot_pattern,
+            "width": g.width, "latent_dim": g.latent_dim, "embed_dim": g.embed_dim,
+            "upsample": g.upsample}
+  member_list = ensemble.members(config)
+  if member_list:
+    record["members"] = [dataclasses.asdict(m) for m in member_list]
+  return record
 
 
 def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
-  return checkpoint.Checkpointer(directory, kind="generator", fingerprint=fingerprint(config),
+  kind = "generator_ensemble" if ensemble.members(config) else "generator"
+  return checkpoint.Checkpointer(directory, kind=kind, fingerprint=fingerprint(config),
                                  keep=config.checkpoint.keep)
 
 
+def initial_state_fn(config, generator, tx):
+  """`keys -> TrainState`: one generator, or a stacked ensemble (one key per member)."""
+  one = lambda key: init_generator_state(config, generator, tx, key)
+  return jax.vmap(one) if ensemble.members(config) else one
+
+
 def run(config, workdir) -> dict:
+  """Trains one generator, or the ensemble `config.ensemble` describes, against the
+  classifier run in `config.init_from`."""
   config_lib.validate(config)
+  config = config_lib.with_absolute_paths(config)
+  distributed.initialize(config)
   if not config.init_from:
     raise ValueError("Inversion needs a trained classifier: pass --config.init_from=CLASSIFIER_WORKDIR "
                      "(the workdir of a `jaxinv train-classifier` run).")
@@ -111,11 +129,18 @@ def run(config, workdir) -> dict:
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
   work = Workdir(workdir)
-  keys = rng.named_keys(config.seed, ["init", "conditioning", "dropout", "eval"])
   generator = build_generator(config, info)
   tx = make_optimizer(config)
   inv = config.inversion
-  fresh = sharding.put_replicated(init_generator_state(config, generator, tx, keys["init"]), mesh)
+  member_list = ensemble.members(config)
+  if member_list:  # every key, weight and rate gets a leading member axis
+    keys = ensemble.member_keys(member_list)
+    weights, dropout_rate = ensemble.hyperparameters(member_list)
+  else:
+    keys = rng.named_keys(config.seed, list(ensemble.MEMBER_KEYS))
+    weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta)
+    dropout_rate = jnp.float32(config.generator.dropout_rate)
+  fresh = sharding.create_replicated(initial_state_fn(config, generator, tx), mesh, keys["init"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
   # Resume order: this workdir's newest checkpoint, else a fresh generator.
@@ -137,20 +162,22 @@ def run(config, workdir) -> dict:
   state = steps.InversionState(
       generator=generator_state,
       classifier=sharding.put_replicated(classifier_vars, mesh),
-      loss_weights=sharding.put_replicated(
-          steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta), mesh))
+      loss_weights=sharding.put_replicated(weights, mesh),
+      dropout_rate=sharding.put_replicated(dropout_rate, mesh))
   replicated = sharding.replicated(mesh)
-  train_step = jax.jit(
-      steps.make_inversion_train_step(
-          steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer),
-          batch_size=inv.batch_size, num_classes=info.num_classes,
-          latent_dim=generator.latent_dim, mode=generator.mode,
-          batch_sharding=sharding.data_sharded(mesh)),
-      donate_argnums=0, out_shardings=(replicated, replicated))
+  one_step = steps.make_inversion_train_step(
+      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer),
+      batch_size=inv.batch_size, num_classes=info.num_classes,
+      latent_dim=generator.latent_dim, mode=generator.mode,
+      batch_sharding=sharding.data_sharded(mesh))
+  train_step = jax.jit(ensemble.make_train_step(one_step, len(member_list), config.ensemble.impl)
+                       if member_list else one_step,
+                       donate_argnums=0, out_shardings=(replicated, replicated))
   step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
 
-  log.info("inverting %s (step %d) on %s: steps %d to %d", config.init_from, classifier_step,
-           config.dataset, start_step, inv.steps)
+  log.info("inverting %s (step %d) on %s: steps %d to %d%s", config.init_from, classifier_step,
+           config.dataset, start_step, inv.steps,
+           f", {len(member_list)} ensemble members" if member_list else "")
   try:
     state = loop.train(
         state, lambda state, step: train_step(state, step_keys), start_step=start_step,
@@ -164,37 +191,73 @@ def run(config, workdir) -> dict:
     work.close()
   train_seconds = time.perf_counter() - work.start_time
 
-  generator_vars = {"params": state.generator.params, "batch_stats": state.generator.batch_stats}
+  if not distributed.is_primary():  # process 0 evaluates and writes; the others are done
+    return {"process_index": jax.process_index(), "steps": inv.steps}
+  # Host copies: evaluation runs on this process's devices only.
+  generator_vars = distributed.to_host(
+      {"params": state.generator.params, "batch_stats": state.generator.batch_stats})
+  # The state was donated step by step: read the classifier back from it.
+  classifier_vars = distributed.to_host(state.classifier)
   real_x, real_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
-  evaluation, images, labels = evaluate(
-      # The state was donated step by step: read the classifier back from it.
-      generator, generator_vars, classifier_model, state.classifier, info,
+  evaluate_one = functools.partial(
+      evaluate, classifier_model=classifier_model, classifier_vars=classifier_vars, info=info,
       per_class=inv.eval_samples_per_class, key=keys["eval"], feature_layer=inv.feature_layer,
       real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
-  work.save_figure(
-      plotting.class_grid(images, labels, info.class_names,
-                          title=f"{config.dataset}: generated, one row per requested class"),
-      "samples_grid.png")
   summary = {
       "dataset": config.dataset,
       "classifier": {"workdir": str(Path(config.init_from).absolute()), **source},
       "steps": inv.steps,
-      **evaluation,
+  }
+  title = f"{config.dataset}: generated, one row per requested class"
+  if member_list:
+    summary["members"] = []
+    for i, member in enumerate(member_list):
+      evaluation, images, labels = evaluate_one(
+          generator.clone(dropout_rate=member.dropout_rate), ensemble.unstack(generator_vars, i),
+          key=keys["eval"][i])
+      summary["members"].append({**dataclasses.asdict(member), **evaluation})
+      work.save_figure(plotting.class_grid(images, labels, info.class_names,
+                                           title=f"{title} (member {i})"),
+                       f"samples_grid_member{i}.png")
+  else:
+    evaluation, images, labels = evaluate_one(generator, generator_vars)
+    summary.update(evaluation)
+    work.save_figure(plotting.class_grid(images, labels, info.class_names, title=title),
+                     "samples_grid.png")
+  summary.update({
       "train_wall_time_s": round(train_seconds, 2),
       "wall_time_s": round(time.perf_counter() - work.start_time, 2),
       "devices": mesh.size,
-  }
+  })
   work.write_summary(summary)
   work.close()
   return summary
 
 
 def restore(inversion_dir):
-  """Rebuilds a trained generator from its run's workdir: `(generator, variables, config)`."""
+  """Rebuilds a trained generator from its run's workdir: `(generator, variables, config)`.
+
+  For an ensemble run every leaf of `variables` has a leading member axis; see
+  `restore_generators` for a uniform view of both kinds."""
   inversion_dir = Path(inversion_dir)
   config = read_config(inversion_dir, "jaxinv invert")
   generator = build_generator(config, data.info(config.dataset))
-  target = init_generator_state(config, generator, make_optimizer(config), jax.random.key(0))
+  tx = make_optimizer(config)
+  member_list = ensemble.members(config)
+  keys = jnp.stack([jax.random.key(0)] * len(member_list)) if member_list else jax.random.key(0)
+  target = jax.eval_shape(initial_state_fn(config, generator, tx), keys)
+  target = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), target)
   with open_checkpoints(config, inversion_dir / "checkpoints") as ckpt:
     state = ckpt.restore(target)
   return generator, {"params": state.params, "batch_stats": state.batch_stats}, config
+
+
+def restore_generators(inversion_dir):
+  """`(generator, stacked variables [G, …], dropout rates [G], config)`: G = 1 for a
+  single run, the member count for an ensemble."""
+  generator, variables, config = restore(inversion_dir)
+  member_list = ensemble.members(config)
+  if member_list:
+    return generator, variables, np.array([m.dropout_rate for m in member_list], np.float32), config
+  stacked = jax.tree.map(lambda x: np.asarray(x)[None], variables)
+  return generator, stacked, np.array([generator.dropout_rate], np.float32), config

@@ -3,6 +3,7 @@ figures, and the progress bar on the terminal."""
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxinv import config as config_lib
+from jaxinv.distributed import is_primary
 
 
 def read_config(run_dir, produced_by: str):
@@ -28,7 +30,7 @@ class Workdir:
     self.path = Path(path)
     try:
       self.path.mkdir(parents=True, exist_ok=True)
-      probe = self.path / ".jaxinv_write_probe"
+      probe = self.path / f".jaxinv_write_probe_{os.getpid()}"
       probe.write_text("")
       probe.unlink()
     except OSError as err:
@@ -42,7 +44,8 @@ class Workdir:
     return self.path / "checkpoints"
 
   def write_config(self, config) -> None:
-    config_lib.save_json(config, self.path / "config.json")
+    if is_primary():
+      config_lib.save_json(config, self.path / "config.json")
 
   def start(self, config, *, resuming: bool) -> None:
     """Writes config.json; when resuming, first checks it matches the saved one."""
@@ -61,6 +64,8 @@ class Workdir:
     """Appends one JSON line; returns the metrics as Python floats."""
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     record = {"step": int(step), "time_s": round(time.perf_counter() - self.start_time, 3), **values}
+    if not is_primary():
+      return values
     if self._metrics is None:
       self._metrics = open(self.path / "metrics.jsonl", "a")
     self._metrics.write(json.dumps(record) + "\n")
@@ -70,19 +75,21 @@ class Workdir:
   def truncate_metrics(self, last_step: int) -> None:
     """On resume: drop logged steps after the checkpoint; they are recomputed identically."""
     path = self.path / "metrics.jsonl"
-    if not path.exists():
+    if not path.exists() or not is_primary():
       return
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and _parse_step(line) is not None and _parse_step(line) <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
 
   def write_summary(self, summary: dict) -> None:
-    (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if is_primary():
+      (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
   def save_figure(self, figure, name: str) -> Path:
     import matplotlib.pyplot as plt
     out = self.path / name
-    figure.savefig(out, dpi=100)
+    if is_primary():
+      figure.savefig(out, dpi=100)
     plt.close(figure)
     return out
 
@@ -102,7 +109,7 @@ def _parse_step(line: str):
 def progress(total: int, initial: int = 0, desc: str = ""):
   """A progress bar with rate and ETA on stderr."""
   return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, mininterval=2.0,
-              dynamic_ncols=True, unit="step")
+              dynamic_ncols=True, unit="step", disable=not is_primary())
 
 
 def check_finite(step: int, values: dict, last_checkpoint: int | None = None) -> None:
