@@ -32,19 +32,24 @@ def stack(variables_list, names=None):
 
 
 def sample_many(generator, stacked_variables, labels, key, *, batch_size: int = 500,
-                dropout: bool = True, dropout_rates=None) -> np.ndarray:
+                dropout: bool = True, dropout_rates=None, impl: str = "auto") -> np.ndarray:
   """Images `[G, N, H, W, C]` in [-1, 1] for `labels` from each of G stacked generators.
 
   Chunks of `batch_size` labels run as one compiled call for all G generators;
   chunk `i` uses `fold_in(key, i)`, exactly as `sampling.sample` does.
   `dropout_rates` ([G], default: the module's rate for all) is each generator's own
-  rate, e.g. an ensemble's."""
+  rate, e.g. an ensemble's. `impl`: "vmap" batches the generators; "map" loops over
+  them inside the compiled call (`lax.map`); "auto" takes "map" on CPU, where
+  vmapped convolutions with per-generator kernels are slow (measured: 4 MNIST
+  generators 155 images/s vmapped vs 719 for one alone), "vmap" elsewhere."""
   labels = check_labels(labels, generator.num_classes)
   count = len(jax.tree.leaves(stacked_variables)[0])
   if dropout_rates is None:
     dropout_rates = np.full((count,), generator.dropout_rate, np.float32)
   dropout_rates = np.asarray(dropout_rates, np.float32)
-  generate = _generate_many_fn(generator, dropout)
+  if impl == "auto":
+    impl = "map" if jax.default_backend() == "cpu" else "vmap"
+  generate = _generate_many_fn(generator, dropout, impl)
   chunks = []
   for i, start in enumerate(range(0, len(labels), batch_size)):
     chunk = labels[start:start + batch_size]
@@ -57,7 +62,7 @@ def sample_many(generator, stacked_variables, labels, key, *, batch_size: int = 
 
 
 @functools.lru_cache(maxsize=16)
-def _generate_many_fn(generator, dropout: bool):
+def _generate_many_fn(generator, dropout: bool, impl: str):
   def generate_one(variables, rate, batch, key):
     return generator.apply(variables, batch["z"], batch["p"], batch["y"], train=False,
                            dropout=dropout, dropout_rate=rate,
@@ -67,6 +72,8 @@ def _generate_many_fn(generator, dropout: bool):
   def generate(stacked_variables, rates, labels, key):
     batch = conditioning.batch_for_labels(key, labels, generator.num_classes, generator.latent_dim,
                                           generator.mode)
-    return jax.vmap(generate_one, in_axes=(0, 0, None, None))(stacked_variables, rates, batch, key)
+    if impl == "vmap":
+      return jax.vmap(generate_one, in_axes=(0, 0, None, None))(stacked_variables, rates, batch, key)
+    return jax.lax.map(lambda args: generate_one(*args, batch, key), (stacked_variables, rates))
 
   return generate

@@ -16,12 +16,13 @@ def _generator_and_variables(seeds, width=4):
   return generator, [generator.init(jax.random.key(s), z, p, y) for s in seeds]
 
 
-def test_each_generator_matches_sampling_it_alone():
+@pytest.mark.parametrize("impl", ["vmap", "map"])
+def test_each_generator_matches_sampling_it_alone(impl):
   generator, variables = _generator_and_variables([0, 1, 2])
   labels = sampling.labels_for(3, [0, 4, 9])  # 9 labels, chunks of 4 (last one padded)
   key = jax.random.key(7)
   many = batch_inversion.sample_many(generator, batch_inversion.stack(variables), labels, key,
-                                     batch_size=4)
+                                     batch_size=4, impl=impl)
   assert many.shape == (3, 9, 28, 28, 1)
   for g, v in enumerate(variables):
     alone = sampling.sample(generator, v, labels, key, batch_size=4)
