@@ -1,6 +1,7 @@
 """Shared test setup: the real data files and XLA flags for fake CPU devices."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ SHORT_COLLECTIVE_TIMEOUTS = ("--xla_cpu_collective_call_terminate_timeout_second
                              "--xla_cpu_collective_call_warn_stuck_timeout_seconds=20")
 
 
+# Subprocesses launched by the tests compile the same programs again and again
+# (a killed run and its resumption, 1- and N-device runs): share JAX's persistent
+# compilation cache between them. A cached executable is the same program, so
+# results are unchanged.
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxinv-test-xla-cache-")
+
+
 def fake_devices_env(count: int) -> dict:
   env = dict(os.environ)
+  env["JAX_COMPILATION_CACHE_DIR"] = COMPILATION_CACHE
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {SHORT_COLLECTIVE_TIMEOUTS}"
   env["JAX_PLATFORMS"] = "cpu"
   return env

@@ -10,26 +10,14 @@ from conftest import fake_devices_env
 WORKER = Path(__file__).with_name("multidevice_worker.py")
 
 
-def test_four_fake_devices_match_one_device(tmp_path):
-  proc = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "4", "5"],
-                        env=fake_devices_env(4), capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  result = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert result["devices"] == 4
-  assert result["classifier_max_abs_diff"] < 1e-5, result
-  assert result["generator_max_abs_diff"] < 1e-5, result
-  # The logged losses of every step agree far more closely than the parameters,
-  # which Adam's normalisation amplifies for near-zero gradient entries.
-  assert result["classifier_loss_max_rel_diff"] < 1e-6, result
-  assert result["generator_loss_max_rel_diff"] < 1e-6, result
-
-
 def test_eight_fake_devices_match_one_device_over_20_steps(tmp_path):
   """20 steps on 8 devices vs 1, with float64 activations (JAX_ENABLE_X64; parameters
   and Adam stay float32). In float32 the cross-device reduction order rounds
   differently and Adam's per-entry normalisation plus the kinks of ReLU/max-pool
   amplify it (measured after 20 steps: generator params 5e-3 apart, classifier
-  2.8e-5), so float64 is what shows the sharded step computes the same function.
+  2.8e-5; after 5 steps on 4 devices: 8.8e-4 and 9.3e-6), so float64 is what shows
+  the sharded step computes the same function. (test_multiprocess covers a float32
+  sharded run against the same mesh in one process.)
   The classifier's inputs stay float32 images, so only the generator is bounded here."""
   env = fake_devices_env(8)
   env["JAX_ENABLE_X64"] = "1"
