@@ -82,6 +82,31 @@ def test_max_pool_2x2_matches_flax_max_pool():
   np.testing.assert_allclose(g, g_ref, rtol=1e-6)
 
 
+def test_max_pool_2x2_ties_and_fused_producers_match_flax():
+  """Ties (flat image backgrounds) give the whole gradient to the first maximal element,
+  as Flax does; and the gradient survives XLA fusing a batch norm into the pool, which
+  broke a `max`-reduction pool (its gradient compares recomputed values for equality)."""
+  x = jnp.zeros((1, 2, 2, 1)).at[0, 1, 1, 0].set(-1.0)  # three tied maxima
+  g = jax.grad(lambda v: max_pool_2x2(v).sum())(x)
+  g_ref = jax.grad(lambda v: nn.max_pool(v, (2, 2), strides=(2, 2)).sum())(x)
+  np.testing.assert_array_equal(g, g_ref)
+  assert float(g.sum()) == 1.0
+
+  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 12, 12, 2)))
+  kernel = jnp.asarray(np.random.default_rng(1).normal(0, 0.3, (3, 3, 2, 4)), jnp.float32)
+
+  def net(k, pool):
+    h = jax.lax.conv_general_dilated(images, k, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    h = (h - h.mean(axis=(0, 1, 2))) / jnp.sqrt(h.var(axis=(0, 1, 2)) + 1e-5)
+    return jnp.sum(jnp.sin(pool(h)))
+
+  flax_pool = lambda h: nn.max_pool(h, (2, 2), strides=(2, 2))
+  g = jax.jit(jax.grad(net), static_argnums=1)(kernel, max_pool_2x2)
+  g_ref = jax.jit(jax.grad(net), static_argnums=1)(kernel, flax_pool)
+  np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+
+
 def test_sampling_keeps_dropout_and_is_reproducible():
   from jaxinv import sampling
   generator = ConditionedGenerator(num_classes=10, image_shape=(28, 28, 1), width=4, dropout_rate=0.3)
