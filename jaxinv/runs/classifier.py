@@ -81,13 +81,15 @@ def run(config, workdir) -> dict:
   state, start_step = ckpt.restore_latest(fresh, fallback=config.checkpoint.fallback_to_intact)
   if state is not None:
     log.info("resuming from step %d in %s", start_step, ckpt.directory)
-    work.truncate_metrics(start_step)
   else:
     state, start_step = fresh, 0
     if config.init_from:
       variables, source_step = restore_variables(config.init_from, fresh)
       state = state.replace(params=variables["params"], batch_stats=variables["batch_stats"])
       log.info("initialised from %s (step %d)", config.init_from, source_step)
+  # Lines a killed run logged after its last checkpoint (or before its first) are
+  # recomputed identically: drop them so each step appears once.
+  work.truncate_metrics(start_step)
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0,
                        out_shardings=(replicated, replicated))

@@ -151,9 +151,11 @@ def run(config, workdir) -> dict:
     generator_state, start_step = fresh, 0
   else:
     log.info("resuming from step %d in %s", start_step, ckpt.directory)
-    work.truncate_metrics(start_step)
     # Keep inverting the classifier checkpoint this run started with.
     classifier_step = ckpt.read_meta(start_step).get("classifier", {}).get("step")
+  # Lines a killed run logged after its last checkpoint (or before its first) are
+  # recomputed identically: drop them so each step appears once.
+  work.truncate_metrics(start_step)
   classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
       config.init_from, classifier_step)
   check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
