@@ -10,7 +10,7 @@ hundred examples; it checks the plumbing, not the results.
 
 Expected: classifier test accuracy 98.3 %, generator target accuracy
 >= 99.6 % on every class after 1500 steps (measured: `jaxinv demo` on a fresh
-clone, 5 min 59 s on 2 CPU cores).
+clone, 5 min 59 s on 2 idle CPU cores).
 """
 
 from jaxinv.config import default_config
