@@ -81,10 +81,7 @@ def unrolled_train_step(train_step, count: int):
       outs.append(train_step(member, take(keys)))
     generator = jax.tree.map(lambda *xs: jnp.stack(xs), *[o[0].generator for o in outs])
     metrics = jax.tree.map(lambda *xs: jnp.stack(xs), *[o[1] for o in outs])
-    flat = {name: jnp.mean(values) for name, values in metrics.items()}
-    for name, values in metrics.items():
-      flat.update({f"{name}/{i}": values[i] for i in range(count)})
-    return state.replace(generator=generator), flat
+    return state.replace(generator=generator), _flatten(metrics)
 
   return ensemble_step
 
@@ -106,19 +103,17 @@ def vmap_train_step(train_step):
 
     generator, metrics = jax.vmap(member_step)(state.generator, state.loss_weights,
                                                state.dropout_rate, keys)
-    state = state.replace(generator=generator)
-    flat = {name: jnp.mean(values) for name, values in metrics.items()}
-    for name, values in metrics.items():
-      flat.update({f"{name}/{i}": values[i] for i in range(values.shape[0])})
-    return state, flat
+    return state.replace(generator=generator), _flatten(metrics)
 
   return ensemble_step
 
 
-def member_metrics(flat: dict, count: int) -> list[dict]:
-  """Inverse of the flattening above, for reports."""
-  return [{name.split("/")[0]: float(value) for name, value in flat.items()
-           if name.endswith(f"/{i}")} for i in range(count)]
+def _flatten(metrics: dict) -> dict:
+  """`{"loss": [S]}` → `{"loss": mean, "loss/0": …, "loss/S-1": …}`."""
+  flat = {name: jnp.mean(values) for name, values in metrics.items()}
+  for name, values in metrics.items():
+    flat.update({f"{name}/{i}": values[i] for i in range(values.shape[0])})
+  return flat
 
 
 def unstack(tree, index: int):

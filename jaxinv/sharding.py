@@ -9,6 +9,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from jaxinv import distributed
+
 DATA_AXIS = "data"
 
 
@@ -43,8 +45,7 @@ def check_batch_size(batch_size: int, mesh, field: str = "batch_size") -> None:
 def put_replicated(tree, mesh):
   """The same value on every device; across processes every process passes the same value."""
   if jax.process_count() > 1:
-    tree = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array)
-                        else np.asarray(x), tree)
+    tree = distributed.to_host(tree)
   return jax.device_put(tree, replicated(mesh))
 
 

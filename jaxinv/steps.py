@@ -137,13 +137,5 @@ def make_inversion_train_step(inversion_step: Callable, *, batch_size: int, num_
   return train_step
 
 
-def make_generate(generator: nn.Module, dropout: bool = True) -> Callable:
-  """`(variables, batch, key) -> images`: running batch-norm statistics; dropout as
-  trained unless `dropout=False` (see `jaxinv.sampling`)."""
-  return lambda variables, batch, key: generator.apply(
-      variables, batch["z"], batch["p"], batch["y"], train=False, dropout=dropout,
-      rngs={"dropout": key})
-
-
 def loss_weights(alpha: float, beta: float, gamma: float, delta: float):
   return {name: jnp.float32(w) for name, w in zip(LOSS_TERMS, (alpha, beta, gamma, delta))}
