@@ -148,19 +148,10 @@ def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y
                      "lower the batch size.")
   total = steps_per_epoch * config.ood.epochs_per_round
   tx = classifier_run.make_optimizer(config, total)
-  state = sharding.create_replicated(
-      lambda key: classifier_run.init_state(config, model, info.image_shape, tx, key), mesh,
-      keys["classifier_init"])
+  init = lambda key: classifier_run.init_state(config, model, info.image_shape, tx, key)
   phase = Workdir(round_dir(workdir, r) / "classifier")
   ckpt = _classifier_checkpoints(config, phase.checkpoint_dir)
-  restored, start = ckpt.restore_latest(state, fallback=config.checkpoint.fallback_to_intact)
-  if restored is not None:
-    state = restored
-  else:
-    start = 0
-    if previous is not None:  # warm start; Adam's fresh state is zeros whatever the params
-      previous = sharding.put_replicated(previous, mesh)
-      state = state.replace(params=previous["params"], batch_stats=previous["batch_stats"])
+  state, start = _resume_or_start(ckpt, config, init, keys["classifier_init"], tx, previous, mesh)
   phase.truncate_metrics(start)
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0,
@@ -204,19 +195,10 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
   gen_config = _generator_config(config)
   inv = gen_config.inversion
   tx = inversion_run.make_optimizer(gen_config)
-  state = sharding.create_replicated(
-      lambda key: inversion_run.init_generator_state(gen_config, generator, tx, key), mesh,
-      keys["generator_init"])
+  init = lambda key: inversion_run.init_generator_state(gen_config, generator, tx, key)
   phase = Workdir(round_dir(workdir, r) / "generator")
   ckpt = _generator_checkpoints(config, phase.checkpoint_dir)
-  restored, start = ckpt.restore_latest(state, fallback=config.checkpoint.fallback_to_intact)
-  if restored is not None:
-    state = restored
-  else:
-    start = 0
-    if previous is not None:
-      previous = sharding.put_replicated(previous, mesh)
-      state = state.replace(params=previous["params"], batch_stats=previous["batch_stats"])
+  state, start = _resume_or_start(ckpt, config, init, keys["generator_init"], tx, previous, mesh)
   phase.truncate_metrics(start)
   inversion_state = steps.InversionState(
       generator=state, classifier=sharding.put_replicated(classifier_vars, mesh),
@@ -243,6 +225,23 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
     phase.close()
   g = inversion_state.generator
   return distributed.to_host({"params": g.params, "batch_stats": g.batch_stats})
+
+
+def _resume_or_start(ckpt, config, init, key, tx, previous, mesh):
+  """`(TrainState, first step)` of a phase: its newest checkpoint, else a warm start from
+  the previous round's `{"params", "batch_stats"}` with a fresh optimizer, else `init(key)`."""
+  if ckpt.latest_step() is not None:
+    target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(init, key))
+    state, start = ckpt.restore_latest(sharding.put_replicated(target, mesh),
+                                       fallback=config.checkpoint.fallback_to_intact)
+    if state is not None:
+      return state, start
+  if previous is None:
+    return sharding.create_replicated(init, mesh, key), 0
+  previous = sharding.put_replicated(previous, mesh)
+  return steps.TrainState(step=jnp.zeros((), jnp.int32), params=previous["params"],
+                          batch_stats=previous["batch_stats"],
+                          opt_state=tx.init(previous["params"])), 0
 
 
 def _restore_phase(checkpointer_fn, config, directory, target):
