@@ -60,10 +60,12 @@ def garbage_rounds(rows, title: str = "") -> plt.Figure:
   return fig
 
 
-def score_histograms(in_scores: dict, out_scores: dict, title: str = "", bins: int = 40) -> plt.Figure:
+def score_histograms(in_scores: dict, out_scores: dict, title: str = "", bins: int = 40,
+                     log_x=()) -> plt.Figure:
   """A grid of histograms, one row per score and one column per OOD set: the
   in-distribution scores against that set's. `in_scores` is `{score: values}`,
-  `out_scores` `{set: {score: values}}`. Densities, so sets of different sizes compare."""
+  `out_scores` `{set: {score: values}}`. Densities, so sets of different sizes compare.
+  Scores named in `log_x` (non-negative ones piled up near 0) are shown as log10."""
   names = list(in_scores)
   sets = list(out_scores)
   fig, axes = plt.subplots(len(names), len(sets), figsize=(2.3 * len(sets), 1.7 * len(names) + 0.5),
@@ -73,6 +75,8 @@ def score_histograms(in_scores: dict, out_scores: dict, title: str = "", bins: i
       ax = axes[i, j]
       a = np.asarray(in_scores[name], np.float64)
       b = np.asarray(out_scores[set_name][name], np.float64)
+      if name in log_x:
+        a, b = np.log10(np.maximum(a, 1e-30)), np.log10(np.maximum(b, 1e-30))
       both = np.concatenate([a, b])
       lo, hi = np.percentile(both, [0.5, 99.5])  # a few extreme values would flatten the rest
       edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
@@ -83,7 +87,7 @@ def score_histograms(in_scores: dict, out_scores: dict, title: str = "", bins: i
       if i == 0:
         ax.set_title(set_name, fontsize=8)
       if j == 0:
-        ax.set_ylabel(name, fontsize=8)
+        ax.set_ylabel(f"log10 {name}" if name in log_x else name, fontsize=8)
   axes[0, 0].legend(fontsize=6)
   if title:
     fig.suptitle(title, fontsize=10)

@@ -9,7 +9,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
-                                      "mnist_sweep"}
+                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -21,7 +21,9 @@ def test_every_config_builds_and_validates(path, variant):
   if variant:
     assert config.inversion.steps <= 50 and config.classifier.epochs == 1
   doc = path.read_text()
-  assert "jaxinv train-classifier" in doc and "jaxinv invert" in doc and "Expected" in doc
+  commands = (("jaxinv ood train", "jaxinv ood evaluate") if path.stem.startswith("ood_")
+              else ("jaxinv train-classifier", "jaxinv invert"))
+  assert all(command in doc for command in commands) and "Expected" in doc
 
 
 def test_overrides_parse_with_the_field_type():

@@ -135,6 +135,24 @@ def test_class_weights_balanced_and_garbage_multiplier():
   np.testing.assert_allclose(ood_run.class_weights(labels, 3, "uniform", 0.5), [1, 1, 0.5])
 
 
+def test_classifier_step_with_example_weights():
+  import optax
+  from jaxinv import steps
+  model = classifiers.build_classifier("mlp", 3, hidden=(8,), dropout_rate=0.0)
+  x = jax.random.uniform(jax.random.key(0), (6, 4, 4, 1), minval=-1, maxval=1)
+  y = jnp.array([0, 1, 2, 0, 1, 2], jnp.int32)
+  tx = optax.sgd(0.0)
+  state = steps.init_train_state(model.init(jax.random.key(1), x), tx)
+  step = jax.jit(steps.make_classifier_step(model, tx))
+  key = jax.random.key(2)
+  _, plain = step(state, {"image": x, "label": y}, key)
+  _, ones = step(state, {"image": x, "label": y, "weight": jnp.full(6, 3.0)}, key)
+  _, only_first = step(state, {"image": x, "label": y, "weight": jnp.eye(6)[0]}, key)
+  np.testing.assert_allclose(ones["loss"], plain["loss"], rtol=1e-6)  # Σ w·CE / Σ w
+  logits = model.apply({"params": state.params}, x[:1], train=False)[0]
+  np.testing.assert_allclose(only_first["loss"], -jax.nn.log_softmax(logits[0])[0], rtol=1e-5)
+
+
 def test_synthetic_sets_and_figures():
   images = ood.gaussian_images(0, 5, (28, 28, 1), 0.5)
   assert images.shape == (5, 28, 28, 1) and images.min() >= -1 and images.max() <= 1
@@ -145,8 +163,8 @@ def test_synthetic_sets_and_figures():
   assert len(fig.axes) == 2 * 5
   fig = plotting.score_histograms({"a": np.arange(5.0), "b": np.ones(5)},
                                   {"x": {"a": np.arange(3.0), "b": np.zeros(3)},
-                                   "y": {"a": np.ones(4), "b": np.ones(4)}})
-  assert len(fig.axes) == 4
+                                   "y": {"a": np.ones(4), "b": np.ones(4)}}, log_x=("b",))
+  assert len(fig.axes) == 4 and fig.axes[1].get_ylabel() == "" and fig.axes[2].get_ylabel() == "log10 b"
 
 
 def test_ood_config_fields_are_validated():

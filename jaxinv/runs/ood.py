@@ -487,7 +487,8 @@ def evaluate(workdir, sets=None) -> dict:
   work = Workdir(workdir)
   work.save_figure(plotting.score_histograms(
       {k: id_scores[k] for k in ood.SCORES}, {n: {k: s[k] for k in ood.SCORES} for n, s in out_scores.items()},
-      title=f"{config.dataset} (in) vs OOD sets: scores, higher = more OOD"), "score_histograms.png")
+      title=f"{config.dataset} (in) vs OOD sets: scores, higher = more OOD", log_x=("ue", "msp")),
+      "score_histograms.png")
   work.save_figure(plotting.garbage_rounds(
       garbage_rows(config, workdir), title=f"{config.dataset}: garbage class, per round"),
       "garbage_rounds.png")
