@@ -21,8 +21,8 @@ Round r trains the classifier (warm-started from round r−1, fresh optimizer) f
 garbage of rounds < r, with class-weighted cross-entropy; then trains the generator
 (warm-started likewise) for `ood.inversion_steps` steps against that classifier, samples
 `ood.samples_per_class` images of each of the K+1 classes and writes them to garbage.
-Every random draw is keyed by (seed, round, step), so a resumed run equals an
-uninterrupted one.
+Every random draw is keyed by (seed, round, step), so a resumed run draws what an
+uninterrupted one would.
 """
 
 import dataclasses
