@@ -23,7 +23,7 @@ from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
 
 
-IMPL = "auto"
+IMPL = "vmap"
 
 
 def build(config, members: int | None):
@@ -49,10 +49,7 @@ def build(config, members: int | None):
     keys = ensemble.member_keys(member_list)
     gen_state = jax.vmap(lambda k: inversion.init_generator_state(config, generator, tx, k))(keys["init"])
     weights, rate = ensemble.hyperparameters(member_list)
-    fn = ensemble.make_train_step(
-        one, members, IMPL, shared_classifier_step=ensemble.shared_classifier_train_step(
-            generator, classifier, tx, members, batch_size=inv.batch_size, num_classes=info.num_classes,
-            latent_dim=generator.latent_dim, mode=generator.mode, feature_layer=inv.feature_layer))
+    fn = ensemble.make_train_step(one, members, IMPL)
   state = steps.InversionState(generator=gen_state, classifier=dict(cvars), loss_weights=weights,
                                dropout_rate=rate)
   step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
@@ -83,7 +80,7 @@ def main():
   parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 8])
   parser.add_argument("--batches", type=int, nargs="+", default=[256, 16])
   parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--impl", choices=list(ensemble.IMPLS), default="auto")
+  parser.add_argument("--impl", choices=["vmap", "unrolled"], default="vmap")
   args = parser.parse_args()
   global IMPL
   IMPL = args.impl

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ml_collections
 
-from jaxinv import conditioning, data, ensemble
+from jaxinv import conditioning, data
 from jaxinv.models import classifiers, generator
 
 # Per dataset: classifier architecture and training length that reach the
@@ -96,8 +96,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # How members share the program: "vmap" batches them (vmapped convolutions, fast
   # on GPU/TPU); "unrolled" traces them one after another in the same program (on
   # XLA:CPU vmapped convolutions and their gradients are 8–30× slower than unbatched
-  # ones, measured); "shared_classifier" is unrolled but runs the frozen classifier
-  # once over all members' images; "auto" picks shared_classifier on CPU, vmap elsewhere.
+  # ones, measured); "auto" picks unrolled on CPU, vmap elsewhere.
   c.ensemble.impl = "auto"
 
   c.checkpoint = ml_collections.ConfigDict()
@@ -243,8 +242,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",
        "the workdir of a finished `jaxinv train-classifier` run (with config.json), or empty")
   need(config.inversion.feature_layer != "", "inversion.feature_layer", "a feature name, e.g. 'penultimate'")
-  need(config.ensemble.impl in ensemble.IMPLS, "ensemble.impl",
-       f"one of {ensemble.IMPLS}")
+  need(config.ensemble.impl in ("auto", "vmap", "unrolled"), "ensemble.impl",
+       "one of ('auto', 'vmap', 'unrolled')")
   members = len(config.ensemble.seeds)
   need(all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in config.ensemble.seeds)
        and len(set(config.ensemble.seeds)) == members, "ensemble.seeds",

@@ -45,7 +45,7 @@ def init_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
                     batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
 
 
-def apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
+def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   # Keep the state's dtypes fixed (batch statistics of wider activations would
   # otherwise widen the state and retrace the step).
@@ -68,7 +68,7 @@ def make_classifier_step(model: nn.Module, tx) -> Callable:
       return loss, (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    new_state = apply_gradients(state, tx, grads, batch_stats)
+    new_state = _apply_gradients(state, tx, grads, batch_stats)
     metrics = {
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
@@ -84,23 +84,6 @@ def make_classifier_apply(model: nn.Module) -> Callable:
   return lambda variables, images: model.apply(variables, images, train=False)
 
 
-def generate(generator: nn.Module, params, batch_stats, batch, key, dropout_rate):
-  """The generator in training mode (batch statistics, dropout on): `(images, batch_stats)`."""
-  images, updates = generator.apply(
-      {"params": params, "batch_stats": batch_stats}, batch["z"], batch["p"], batch["y"],
-      train=True, rngs={"dropout": key}, mutable=["batch_stats"], dropout_rate=dropout_rate)
-  return images, updates.get("batch_stats", {})
-
-
-def inversion_metrics(total, terms, logits, labels, grads) -> dict:
-  return {
-      "loss": total,
-      **{f"loss_{name}": value for name, value in terms.items()},
-      "target_accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-      "grad_norm": optax.tree.norm(grads),
-  }
-
-
 def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
                         feature_layer: str = "penultimate") -> Callable:
   """Generator step on a conditioning batch `{"z", "p", "y"}` (see `conditioning`).
@@ -114,16 +97,25 @@ def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
     frozen = jax.lax.stop_gradient(state.classifier)
 
     def loss_fn(params):
-      images, batch_stats = generate(generator, params, gen.batch_stats, batch, key, state.dropout_rate)
+      images, updates = generator.apply(
+          {"params": params, "batch_stats": gen.batch_stats}, batch["z"], batch["p"], batch["y"],
+          train=True, rngs={"dropout": key}, mutable=["batch_stats"],
+          dropout_rate=state.dropout_rate)
       logits, aux = classifier.apply(frozen, images, train=False)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)
-      return total, (terms, logits, batch_stats)
+      return total, (terms, logits, updates.get("batch_stats", {}))
 
     (total, (terms, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         gen.params)
-    new_state = state.replace(generator=apply_gradients(gen, tx, grads, batch_stats))
-    return new_state, inversion_metrics(total, terms, logits, batch["y"], grads)
+    new_state = state.replace(generator=_apply_gradients(gen, tx, grads, batch_stats))
+    metrics = {
+        "loss": total,
+        **{f"loss_{name}": value for name, value in terms.items()},
+        "target_accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"]),
+        "grad_norm": optax.tree.norm(grads),
+    }
+    return new_state, metrics
 
   return step
 

@@ -33,10 +33,9 @@ def test_members_match_lone_runs(tmp_path):
   # float64 activations: in float32 an ensemble's program is fused and rounded
   # differently from a lone run's and Adam amplifies the difference (see
   # ensemble_worker.py), so only float64 shows they compute the same function.
-  impls = ["vmap", "unrolled", "shared_classifier"]
-  diffs = _run_worker(tmp_path, impls, x64=True)
-  for impl in impls:
-    assert max(diffs[impl]) < 1e-5, (impl, diffs)
+  diffs = _run_worker(tmp_path, ["vmap", "unrolled"], x64=True)
+  assert max(diffs["vmap"]) < 1e-5, diffs
+  assert max(diffs["unrolled"]) < 1e-5, diffs
 
 
 def test_ensemble_config_errors():

@@ -167,18 +167,13 @@ def run(config, workdir) -> dict:
       loss_weights=sharding.put_replicated(weights, mesh),
       dropout_rate=sharding.put_replicated(dropout_rate, mesh))
   replicated = sharding.replicated(mesh)
-  batch_args = dict(batch_size=inv.batch_size, num_classes=info.num_classes,
-                    latent_dim=generator.latent_dim, mode=generator.mode,
-                    batch_sharding=sharding.data_sharded(mesh))
   one_step = steps.make_inversion_train_step(
-      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer), **batch_args)
-  if member_list:
-    one_step = ensemble.make_train_step(
-        one_step, len(member_list), config.ensemble.impl,
-        shared_classifier_step=ensemble.shared_classifier_train_step(
-            generator, classifier_model, tx, len(member_list), feature_layer=inv.feature_layer,
-            **batch_args))
-  train_step = jax.jit(one_step,
+      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer),
+      batch_size=inv.batch_size, num_classes=info.num_classes,
+      latent_dim=generator.latent_dim, mode=generator.mode,
+      batch_sharding=sharding.data_sharded(mesh))
+  train_step = jax.jit(ensemble.make_train_step(one_step, len(member_list), config.ensemble.impl)
+                       if member_list else one_step,
                        donate_argnums=0, out_shardings=(replicated, replicated))
   step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
 
