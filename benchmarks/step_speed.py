@@ -13,7 +13,9 @@ port runs) at the first batch size. Each row: compile time (JAX) or first-step t
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (XLA's count of the compiled JAX step), achieved GFLOP/s and
 the ratio of images/s to PyTorch eager. The same run measures a 4096³ float32 matrix
-product in JAX and in PyTorch: the machine's practical ceiling. Needs `pip install torch`
+product in JAX and in PyTorch: the machine's practical ceiling. PyTorch runs on CUDA
+when it sees a GPU; all float32 (on a GPU both frameworks may use TF32 matrix units by
+default for float32: JAX's default precision and PyTorch's cuDNN convolutions do). Needs `pip install torch`
 (a benchmark extra) unless --no-torch.
 """
 
@@ -134,6 +136,8 @@ def torch_rows(kind, preset, batch, steps_count, compile_too):
   import torch
 
   import torch_mirror
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   results = {}
   variants = ["eager"] + (["compile"] if compile_too else [])
   for variant in variants:
@@ -141,11 +145,11 @@ def torch_rows(kind, preset, batch, steps_count, compile_too):
     if kind == "inversion":
       gen = torch_mirror.Generator(**PRESETS[preset])
       cls = torch_mirror.PaperCNN()
-      step = torch_mirror.make_inversion_step(gen, cls, batch)
+      step = torch_mirror.make_inversion_step(gen, cls, batch, device=device)
       params = torch_mirror.parameter_count(gen)
     else:
       cls = torch_mirror.PaperCNN()
-      step = torch_mirror.make_classifier_step(cls, batch)
+      step = torch_mirror.make_classifier_step(cls, batch, device=device)
       params = torch_mirror.parameter_count(cls)
     first = float("nan")
     if variant == "compile":
@@ -153,11 +157,12 @@ def torch_rows(kind, preset, batch, steps_count, compile_too):
         step = torch.compile(step)
         start = time.perf_counter()
         step()
+        sync()
         first = time.perf_counter() - start
       except Exception as err:  # inductor needs a C++ toolchain; report, don't hide
         results[variant] = ("failed: " + str(err).splitlines()[0][:60], params)
         continue
-    seconds = median_time(step, steps_count, block=lambda x: x)
+    seconds = median_time(step, steps_count, block=lambda x: sync())
     results[variant] = (first, seconds, params)
   return results
 
@@ -180,8 +185,12 @@ def main():
   line = f"matrix product 4096^3 float32: JAX {ceiling:.0f} GFLOP/s"
   if use_torch:
     import torch
-    a = torch.randn(4096, 4096)
-    line += f", PyTorch {torch.__version__} {2 * 4096**3 / median_time(lambda: a @ a, 5, block=lambda x: x) / 1e9:.0f} GFLOP/s (threads {torch.get_num_threads()})"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(4096, 4096, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    seconds = median_time(lambda: a @ a, 5, block=lambda x: sync())
+    line += (f", PyTorch {torch.__version__} on {device} {2 * 4096**3 / seconds / 1e9:.0f} GFLOP/s "
+             f"(CPU threads {torch.get_num_threads()})")
   print(line, flush=True)
 
   def add(name, batch, params, compile_s, seconds, flops, eager_seconds):

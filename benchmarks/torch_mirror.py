@@ -76,23 +76,24 @@ def inversion_loss(logits, features, p, y, weights=(1.0, 4.0, 1.0, 1.0)):
   f_hat = features / features.norm(dim=1, keepdim=True).clamp_min(1e-8)
   gram = f_hat @ f_hat.T
   n = features.shape[0]
-  eye = torch.eye(n)
+  eye = torch.eye(n, device=features.device)
   cosine = (gram * (1 - eye)).sum() / (n * (n - 1))
   orth = ((gram - eye) ** 2).mean()
   a, b, c, d = weights
   return a * kl + b * ce + c * cosine + d * orth
 
 
-def make_inversion_step(generator, classifier, batch_size, num_classes=10, latent_dim=100):
-  classifier.eval()
+def make_inversion_step(generator, classifier, batch_size, num_classes=10, latent_dim=100, device="cpu"):
+  generator.to(device)
+  classifier.to(device).eval()
   for p in classifier.parameters():
     p.requires_grad_(False)
   generator.train()
   opt = torch.optim.Adam(generator.parameters(), lr=2e-3, eps=1e-6)
 
   def step():
-    z = torch.randn(batch_size, latent_dim)
-    p = F.softmax(torch.randn(batch_size, num_classes), dim=1)
+    z = torch.randn(batch_size, latent_dim, device=device)
+    p = F.softmax(torch.randn(batch_size, num_classes, device=device), dim=1)
     y = p.argmax(1)
     images = generator(z, p, hot_matrices(y, num_classes))
     logits, features = classifier(images)
@@ -105,11 +106,11 @@ def make_inversion_step(generator, classifier, batch_size, num_classes=10, laten
   return step
 
 
-def make_classifier_step(classifier, batch_size, size=28, channels=1, num_classes=10):
-  classifier.train()
+def make_classifier_step(classifier, batch_size, size=28, channels=1, num_classes=10, device="cpu"):
+  classifier.to(device).train()
   opt = torch.optim.AdamW(classifier.parameters(), lr=2e-3, eps=1e-6, weight_decay=1e-4)
-  images = torch.rand(batch_size, channels, size, size) * 2 - 1
-  labels = torch.randint(0, num_classes, (batch_size,))
+  images = torch.rand(batch_size, channels, size, size, device=device) * 2 - 1
+  labels = torch.randint(0, num_classes, (batch_size,), device=device)
 
   def step():
     logits, _ = classifier(images)
