@@ -96,10 +96,10 @@ def run(config, workdir, verifier_dir=None, *, modes=ABLATION_MODES, num_per_cla
 TABLE_FIELDS = ("target_accuracy", "target_accuracy_min_class", "verifier_accuracy",
                 "verifier_accuracy_min_class", "generated_within_class_cosine", "real_within_class_cosine",
                 "verifier_generated_within_class_cosine", "verifier_real_within_class_cosine",
-                "generated_gram_deviation", "knn_precision", "knn_recall", "generated_nn_distance",
+                "generated_gram_deviation", "real_gram_deviation", "knn_precision", "knn_recall", "generated_nn_distance",
                 "generated_nn_ssim")
 
-# Column title → field; "lower"/"higher" says which way is more diverse / better.
+# Column title → field; ↓ / ↑: lower / higher is more diverse.
 _COLUMNS = (
     ("target acc", "target_accuracy"),
     ("target min class", "target_accuracy_min_class"),
@@ -129,7 +129,8 @@ def markdown_table(record: dict) -> str:
   if record["rows"]:
     first = record["rows"][0]
     real = {"generated_within_class_cosine": first.get("real_within_class_cosine"),
-            "verifier_generated_within_class_cosine": first.get("verifier_real_within_class_cosine")}
+            "verifier_generated_within_class_cosine": first.get("verifier_real_within_class_cosine"),
+            "generated_gram_deviation": first.get("real_gram_deviation")}
     lines.append("| *real test images* | | " + " | ".join(_cell(real.get(f)) for _, f in _COLUMNS) + " |")
   lines.append("")
   lines.append(f"{record['dataset']}, generator steps {record['steps']}, training seed {record['seed']}, "
