@@ -7,6 +7,8 @@
     jaxinv ood train --config configs/ood_mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv ood evaluate --workdir DIR [--sets fashion_mnist,cifar10,gaussian,...]
     jaxinv ood score --workdir DIR --images FILE.npz --out FILE.npz
+    jaxinv evaluate --workdir INV_DIR [--verifier CLASSIFIER_DIR] [--out DIR] [--num-per-class 500]
+    jaxinv ablate --config configs/mnist.py --workdir DIR --config.init_from=CLASSIFIER_DIR [--verifier DIR]
 
 Exit status: 0 done; 2 bad input or a stopped run (the message says which and
 what to do); 3 a non-finite loss stopped training; 75 stopped by SIGTERM/SIGINT
@@ -158,6 +160,28 @@ def _cmd_ood(args, overrides):
         f"prediction {detector.garbage_class} = garbage)")
 
 
+def _cmd_evaluate(args, overrides):
+  from jaxinv.runs import evaluation
+  if overrides:
+    raise SystemExit(f"error: evaluate takes no --config.* overrides (got {sorted(overrides)})")
+  result = evaluation.run(args.workdir, args.verifier, out_dir=args.out, num_per_class=args.num_per_class,
+                          seed=args.seed, member=args.member, figures=not args.no_figures,
+                          tensorboard=not args.no_figures)
+  print(json.dumps({k: result[k] for k in ("target_accuracy", "verifier_accuracy",
+                                           "generated_within_class_cosine", "real_within_class_cosine",
+                                           "knn_precision", "knn_recall", "generated_nn_ssim")
+                    if k in result}))
+  print(f"report: {Path(args.out or Path(args.workdir) / 'eval') / 'report.html'}")
+
+
+def _cmd_ablate(args, overrides):
+  from jaxinv.runs import ablation
+  modes = tuple(args.modes.split(",")) if args.modes else ablation.ABLATION_MODES
+  ablation.run(_load_config(args.config, overrides), args.workdir, args.verifier, modes=modes,
+               num_per_class=args.num_per_class, seed=args.seed)
+  print((Path(args.workdir) / "ablation.md").read_text(), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxinv", description="Network inversion in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -193,11 +217,30 @@ def build_parser() -> argparse.ArgumentParser:
   q.add_argument("--workdir", required=True, help="the workdir of a finished `jaxinv ood train`")
   q.add_argument("--images", required=True, help=".npz with `images`, N×H×W×C in [-1, 1]")
   q.add_argument("--out", required=True, help="output .npz")
+  p = sub.add_parser("evaluate", help="metrics, figures, TensorBoard events and report.html for an "
+                                      "inversion run (written to WORKDIR/eval/)")
+  p.add_argument("--workdir", required=True, help="the workdir of a `jaxinv invert` run")
+  p.add_argument("--verifier", default=None,
+                 help="workdir of a classifier of another architecture (configs/verifier.py)")
+  p.add_argument("--out", default=None, help="output folder (default WORKDIR/eval)")
+  p.add_argument("--num-per-class", type=int, default=500)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--member", type=int, default=0, help="ensemble member to evaluate")
+  p.add_argument("--no-figures", action="store_true", help="metrics and report only")
+  p = sub.add_parser("ablate", help="one generator per conditioning mode, with and without the "
+                                    "cosine + orthogonality losses; a table of the results",
+                     epilog="Override any config field with --config.FIELD=VALUE.")
+  p.add_argument("--config", required=True, help="config file, e.g. configs/mnist.py[:tiny]")
+  p.add_argument("--workdir", required=True, help="one sub-workdir per row is made under it")
+  p.add_argument("--verifier", default=None, help="verifier classifier workdir (configs/verifier.py)")
+  p.add_argument("--modes", default=None, help="comma-separated subset of label,vector,matrix,vector_matrix")
+  p.add_argument("--num-per-class", type=int, default=500)
+  p.add_argument("--seed", type=int, default=0, help="evaluation seed (training uses config.seed)")
   return parser
 
 
 _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "invert": _cmd_invert,
-             "sample": _cmd_sample, "ood": _cmd_ood}
+             "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
 
 
 def main(argv=None) -> int:

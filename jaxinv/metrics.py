@@ -1,10 +1,26 @@
-"""Numbers that tell whether an inversion worked (method notes §8)."""
+"""Numbers that tell whether an inversion worked (method notes §8).
 
+Pure functions of arrays. Three groups:
+
+* accuracy: the share of generated images a classifier assigns to their label,
+  per class — for the inverted classifier (target) and for an independently
+  trained one of another architecture (verifier), which adversarial patterns
+  do not fool;
+* diversity of features: within-class pairwise cosine, the Gram matrix's
+  deviation from identity, and k-NN precision/recall (coverage) against real data;
+* closeness to data: nearest training image in pixel space, and SSIM to it.
+"""
+
+import functools
+
+import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxinv import losses
+
+_CHUNK = 1024  # rows per distance block: bounds memory at CHUNK × N floats
 
 
 def accuracy_per_class(predictions, labels, num_classes: int) -> list[float]:
@@ -22,18 +38,141 @@ def _mean_offdiag_cosine(features):
   return losses.mean_pairwise_cosine(features)
 
 
+@jax.jit
+def _gram_deviation(features):
+  return losses.gram_orthogonality(features)
+
+
+def _per_class(fn, features, labels, num_classes: int, max_per_class: int) -> list[float]:
+  """`fn` on the first `max_per_class` features of each class with at least 2 (NaN otherwise)."""
+  features, labels = np.asarray(features, np.float32), np.asarray(labels)
+  values = []
+  for k in range(num_classes):
+    f = features[labels == k][:max_per_class]
+    values.append(float(fn(jnp.asarray(f))) if len(f) >= 2 else float("nan"))
+  return values
+
+
+def within_class_cosine_per_class(features, labels, num_classes: int,
+                                  max_per_class: int = 500) -> list[float]:
+  """Per class: the mean pairwise cosine between features of that class (lower = more diverse)."""
+  return _per_class(_mean_offdiag_cosine, features, labels, num_classes, max_per_class)
+
+
 def mean_within_class_cosine(features, labels, num_classes: int, max_per_class: int = 500) -> float:
   """Mean over classes of the mean pairwise cosine between features of the same class.
 
   Lower means more diverse. At most `max_per_class` examples per class are used
   (the first ones), which bounds the N² pair count."""
-  features, labels = np.asarray(features), np.asarray(labels)
-  per_class = []
-  for k in range(num_classes):
-    f = features[labels == k][:max_per_class]
-    if len(f) >= 2:
-      per_class.append(float(_mean_offdiag_cosine(jnp.asarray(f))))
-  return float(np.mean(per_class))
+  return float(np.nanmean(within_class_cosine_per_class(features, labels, num_classes, max_per_class)))
+
+
+def mean_gram_deviation(features, labels, num_classes: int, max_per_class: int = 500) -> float:
+  """Mean over classes of `mean_{i,j} (G_ij − δ_ij)²`, G = F̂F̂ᵀ of one class's
+  row-normalised features: 0 for mutually orthogonal features, near 1 when all
+  point the same way. The orthogonality loss is this quantity on a training batch."""
+  return float(np.nanmean(_per_class(_gram_deviation, features, labels, num_classes, max_per_class)))
+
+
+def _squared_distances(a, b):
+  # ‖a‖² − 2ab + ‖b‖², clipped at 0 against cancellation.
+  d = jnp.sum(a * a, -1)[:, None] - 2.0 * a @ b.T + jnp.sum(b * b, -1)[None, :]
+  return jnp.maximum(d, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "exclude_self"))
+def _nearest_block(queries, references, start, k: int, exclude_self: bool):
+  d = _squared_distances(queries, references)
+  if exclude_self:  # the query set is the reference set: a point is not its own neighbour
+    rows = jnp.arange(d.shape[0])
+    d = d.at[rows, rows + start].set(jnp.inf)
+  _, idx = jax.lax.top_k(-d, k)
+  # The expanded form loses precision near 0 (cancellation): the chosen distances
+  # are recomputed directly.
+  dist = jnp.linalg.norm(references[idx] - queries[:, None, :], axis=-1)
+  return idx, dist
+
+
+def _flat(x) -> np.ndarray:
+  x = np.asarray(x, np.float32)
+  return x.reshape(len(x), -1)
+
+
+def _smallest_distances(queries, references, k: int, exclude_self: bool = False):
+  """`(indices [M, k], distances [M, k])` of the k nearest references (Euclidean), by row blocks."""
+  queries, references = _flat(queries), jnp.asarray(_flat(references))
+  if k + exclude_self > references.shape[0]:
+    raise ValueError(f"Asked for the {k} nearest neighbours among {references.shape[0]} points"
+                     f"{' (self excluded)' if exclude_self else ''}; use fewer neighbours or more points.")
+  blocks = [_nearest_block(jnp.asarray(queries[i:i + _CHUNK]), references, i, k, exclude_self)
+            for i in range(0, len(queries), _CHUNK)]
+  return (np.concatenate([np.asarray(i) for i, _ in blocks]),
+          np.concatenate([np.asarray(d) for _, d in blocks]))
+
+
+def nearest_neighbours(queries, references, k: int = 1):
+  """`(indices [M, k], distances [M, k])`: each query's k nearest references in
+  Euclidean distance over all entries (pixels for images), nearest first."""
+  return _smallest_distances(queries, references, k)
+
+
+@jax.jit
+def _covered_block(points, centres, radii):
+  return jnp.any(_squared_distances(points, centres) <= (radii * radii)[None, :], axis=1)
+
+
+def _covered(points, centres, radii) -> np.ndarray:
+  """Whether each point lies in at least one ball `‖x − centre_i‖ ≤ radius_i`."""
+  points, centres = _flat(points), jnp.asarray(_flat(centres))
+  radii = jnp.asarray(radii, jnp.float32)
+  return np.concatenate([np.asarray(_covered_block(jnp.asarray(points[i:i + _CHUNK]), centres, radii))
+                         for i in range(0, len(points), _CHUNK)])
+
+
+def knn_precision_recall(real, generated, k: int = 3) -> dict:
+  """Improved precision and recall (Kynkäänniemi et al. 2019) in a feature space.
+
+  Each point's manifold ball reaches its k-th nearest neighbour within its own set.
+  precision: share of generated points inside some real ball (are the images
+  realistic?); recall: share of real points inside some generated ball (is the
+  real data covered — the diversity question)."""
+  real, generated = _flat(real), _flat(generated)
+  _, real_d = _smallest_distances(real, real, k, exclude_self=True)
+  _, gen_d = _smallest_distances(generated, generated, k, exclude_self=True)
+  return {"precision": float(np.mean(_covered(generated, real, real_d[:, -1]))),
+          "recall": float(np.mean(_covered(real, generated, gen_d[:, -1])))}
+
+
+@functools.partial(jax.jit, static_argnames="filter_size")
+def _ssim(a, b, filter_size: int):
+  return dm_pix.ssim((a + 1.0) / 2.0, (b + 1.0) / 2.0, max_val=1.0, filter_size=filter_size)
+
+
+def ssim(a, b) -> np.ndarray:
+  """SSIM of image pairs `a[i]`, `b[i]` (NHWC in [-1, 1]) with dm-pix's Gaussian-window SSIM.
+
+  The window is dm-pix's default 11×11 (σ = 1.5), shrunk to the image size for smaller images."""
+  a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+  return np.asarray(_ssim(a, b, min(11, a.shape[1], a.shape[2])))
+
+
+def closeness_to_data(images, train_images, candidates: int = 8) -> dict:
+  """Per image: Euclidean distance to the nearest training image, and the highest
+  SSIM among its `candidates` nearest training images in pixel distance.
+
+  Searching SSIM over the whole training set per image is N×60 000 windowed
+  comparisons; the pixel-nearest candidates are where a copied training image
+  would be, so the maximum over them is what a memorisation check needs.
+  Returns arrays `nn_distance [N]`, `nn_index [N]`, `ssim [N]`, `ssim_index [N]`."""
+  images = np.asarray(images, np.float32)
+  train_images = np.asarray(train_images, np.float32)
+  idx, dist = nearest_neighbours(images, train_images, k=min(candidates, len(train_images)))
+  k = idx.shape[1]
+  scores = ssim(np.repeat(images, k, axis=0), train_images[idx.reshape(-1)]).reshape(len(images), k)
+  best = np.argmax(scores, axis=1)
+  rows = np.arange(len(images))
+  return {"nn_distance": dist[:, 0], "nn_index": idx[:, 0],
+          "ssim": scores[rows, best], "ssim_index": idx[rows, best]}
 
 
 # --- Out-of-distribution detection (method notes §6) ---

@@ -1,0 +1,301 @@
+"""Evaluate a finished (or checkpointed) inversion run: `run(inversion_dir, verifier_dir)`.
+
+Writes into `INV_DIR/eval/` (or `out_dir`): `metrics.json`, the figures as PNG,
+`report.html` (self-contained: figures embedded) and TensorBoard event files
+under `tensorboard/` (the training curves from `metrics.jsonl`, the evaluation
+scalars and the figures), browsable with `tensorboard --logdir INV_DIR/eval/tensorboard`.
+"""
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxinv import data, metrics, plotting, probes, report, sampling
+from jaxinv.runs import classifier as classifier_run
+from jaxinv.runs import inversion
+from jaxinv.runs.workdir import batched
+
+EVAL_BATCH = 500
+KNN_K = 3  # Kynkäänniemi et al.'s choice
+log = logging.getLogger(__name__)
+
+
+def classify_fn(model, layer: str):
+  """`(variables, x) -> (predicted class, features of `layer`)`, compiled once per model."""
+  @jax.jit
+  def classify(variables, x):
+    logits, aux = model.apply(variables, x, train=False)
+    return logits.argmax(-1), aux[layer]
+  return classify
+
+
+def first_per_class(labels, num_classes: int, count: int) -> np.ndarray:
+  """Indices of the first `count` examples of each class (fewer where a class has fewer)."""
+  labels = np.asarray(labels)
+  return np.concatenate([np.flatnonzero(labels == k)[:count] for k in range(num_classes)])
+
+
+def _summary(run_dir) -> dict:
+  path = Path(run_dir) / "summary.json"
+  return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_verifier(verifier_dir, target_config, info):
+  """The verifier classifier, checked to be of another architecture on the same images."""
+  model, variables, config, step = classifier_run.restore(verifier_dir)
+  if data.info(config.dataset).image_shape != info.image_shape or \
+     data.info(config.dataset).num_classes != info.num_classes:
+    raise ValueError(f"The verifier in {verifier_dir} was trained on {config.dataset}, not on "
+                     f"{info.name}'s images and classes; train one with "
+                     f"`jaxinv train-classifier --config configs/verifier.py:{info.name}`.")
+  if config.classifier.model == target_config.classifier.model:
+    raise ValueError(f"The verifier in {verifier_dir} is a {config.classifier.model!r} like the "
+                     "inverted classifier; a verifier must be of another architecture (it should not "
+                     "share the target's blind spots). Train one with "
+                     f"`jaxinv train-classifier --config configs/verifier.py:{info.name}`.")
+  return model, variables, config, step
+
+
+def compute_metrics(*, gen_images, gen_labels, num_classes, target, verifier, real_images, real_labels,
+                    train_images, closeness_per_class: int, max_per_class: int = 500) -> tuple[dict, dict]:
+  """All numbers of one evaluation. `target` / `verifier` are `(classify, variables)`
+  pairs (verifier may be None). Returns `(scalars and per-class lists, arrays for the figures)`."""
+  out, arrays = {}, {}
+  t_pred, t_feat = batched(lambda x: target[0](target[1], x), [gen_images], EVAL_BATCH)
+  _, t_real = batched(lambda x: target[0](target[1], x), [real_images], EVAL_BATCH)
+  arrays.update(target_features=t_feat, target_real_features=t_real)
+  out["target_accuracy_per_class"] = metrics.accuracy_per_class(t_pred, gen_labels, num_classes)
+  out["target_accuracy"] = float(np.mean(t_pred == gen_labels))
+  out["target_accuracy_min_class"] = float(np.nanmin(out["target_accuracy_per_class"]))
+  out["generated_within_class_cosine_per_class"] = metrics.within_class_cosine_per_class(
+      t_feat, gen_labels, num_classes, max_per_class)
+  out["real_within_class_cosine_per_class"] = metrics.within_class_cosine_per_class(
+      t_real, real_labels, num_classes, max_per_class)
+  out["generated_within_class_cosine"] = float(np.nanmean(out["generated_within_class_cosine_per_class"]))
+  out["real_within_class_cosine"] = float(np.nanmean(out["real_within_class_cosine_per_class"]))
+  out["generated_gram_deviation"] = metrics.mean_gram_deviation(t_feat, gen_labels, num_classes, max_per_class)
+  out["real_gram_deviation"] = metrics.mean_gram_deviation(t_real, real_labels, num_classes, max_per_class)
+  space_gen, space_real, out["knn_feature_space"] = t_feat, t_real, "target"
+  if verifier is not None:
+    v_pred, v_feat = batched(lambda x: verifier[0](verifier[1], x), [gen_images], EVAL_BATCH)
+    _, v_real = batched(lambda x: verifier[0](verifier[1], x), [real_images], EVAL_BATCH)
+    out["verifier_accuracy_per_class"] = metrics.accuracy_per_class(v_pred, gen_labels, num_classes)
+    out["verifier_accuracy"] = float(np.mean(v_pred == gen_labels))
+    out["verifier_accuracy_min_class"] = float(np.nanmin(out["verifier_accuracy_per_class"]))
+    out["verifier_generated_within_class_cosine"] = metrics.mean_within_class_cosine(
+        v_feat, gen_labels, num_classes, max_per_class)
+    out["verifier_real_within_class_cosine"] = metrics.mean_within_class_cosine(
+        v_real, real_labels, num_classes, max_per_class)
+    space_gen, space_real, out["knn_feature_space"] = v_feat, v_real, "verifier"
+  # Equal set sizes, as in Kynkäänniemi et al.: the ball radii depend on the density.
+  per_class = int(np.max(np.bincount(np.asarray(gen_labels), minlength=num_classes)))
+  balanced = first_per_class(real_labels, num_classes, per_class)
+  pr = metrics.knn_precision_recall(space_real[balanced], space_gen, k=KNN_K)
+  out.update(knn_k=KNN_K, knn_precision=pr["precision"], knn_recall=pr["recall"])
+
+  chosen = first_per_class(gen_labels, num_classes, closeness_per_class)
+  close = metrics.closeness_to_data(gen_images[chosen], train_images)
+  real_chosen = first_per_class(real_labels, num_classes, closeness_per_class)
+  real_close = metrics.closeness_to_data(real_images[real_chosen], train_images)
+  out["generated_nn_distance"] = float(np.mean(close["nn_distance"]))
+  out["generated_nn_ssim"] = float(np.mean(close["ssim"]))
+  out["generated_nn_ssim_max"] = float(np.max(close["ssim"]))
+  out["real_nn_distance"] = float(np.mean(real_close["nn_distance"]))
+  out["real_nn_ssim"] = float(np.mean(real_close["ssim"]))
+  labels_chosen = np.asarray(gen_labels)[chosen]
+  out["generated_nn_distance_per_class"] = [
+      float(np.mean(close["nn_distance"][labels_chosen == k])) if np.any(labels_chosen == k)
+      else float("nan") for k in range(num_classes)]
+  out["generated_nn_ssim_per_class"] = [
+      float(np.mean(close["ssim"][labels_chosen == k])) if np.any(labels_chosen == k)
+      else float("nan") for k in range(num_classes)]
+  arrays.update(closeness=close, closeness_images=gen_images[chosen], closeness_labels=labels_chosen)
+  return out, arrays
+
+
+def _png(figure) -> bytes:
+  import matplotlib.pyplot as plt
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=90)
+  plt.close(figure)
+  return buffer.getvalue()
+
+
+def make_figures(*, generator, variables, dropout, info, arrays, gen_labels, real_labels, records,
+                 key, plot_per_class: int = 100) -> list[tuple[str, str, bytes]]:
+  """`(file name, caption, png)` for every figure of an evaluation."""
+  k, names = info.num_classes, info.class_names
+  figures = []
+  grid = probes.fixed_latent_batch(key, k, 8, generator.latent_dim, generator.mode)
+  images = probes.generate(generator, variables, grid, key, dropout=dropout)
+  figures.append(("samples_fixed_latents.png",
+                  "Generated images: one row per class, one latent z per column (shared by all rows).",
+                  _png(plotting.fixed_latent_grid(images.reshape(k, 8, *images.shape[1:]), names))))
+  pairs = [(a, (a + 1) % k) for a in range(min(k, 5))]
+  steps = 9
+  strip = probes.interpolation_batch(jax.random.fold_in(key, 1), pairs, steps, k,
+                                     generator.latent_dim, generator.mode)
+  images = probes.generate(generator, variables, strip, key, dropout=dropout)
+  figures.append(("interpolation.png",
+                  f"Interpolation between two classes' conditioning vectors with a fixed z "
+                  f"(mode {generator.mode}; the label / hot matrix follow argmax p).",
+                  _png(plotting.interpolation_strip(
+                      images.reshape(len(pairs), steps, *images.shape[1:]),
+                      np.asarray(strip["t"][:steps]), [f"{names[a]}→{names[b]}" for a, b in pairs]))))
+  g = first_per_class(gen_labels, k, plot_per_class)
+  r = first_per_class(real_labels, k, plot_per_class)
+  feats, labs = arrays["target_features"][g], np.asarray(gen_labels)[g]
+  real_feats, real_labs = arrays["target_real_features"][r], np.asarray(real_labels)[r]
+  figures.append(("pca.png", "PCA of the inverted classifier's features: generated (fit) and real "
+                  "test images projected on the same axes.",
+                  _png(plotting.pca_figure(feats, labs, names, real_feats, real_labs))))
+  figures.append(("decision_boundary.png",
+                  "Class regions (nearest class mean) in the PCA plane of generated features.",
+                  _png(plotting.decision_boundary_figure(feats, labs, names, real_feats, real_labs))))
+  figures.append(("tsne.png", "t-SNE of the inverted classifier's features (one joint embedding of "
+                  "generated and real images).",
+                  _png(plotting.tsne_figure(feats, labs, names, real_feats, real_labs))))
+  close = arrays["closeness"]
+  first = first_per_class(arrays["closeness_labels"], k, 1)
+  figures.append(("nearest_training.png",
+                  "Closeness to data: one generated image per class above the training image with the "
+                  "highest SSIM among its 8 nearest in pixel distance (SSIM printed).",
+                  _png(plotting.nearest_pairs_figure(
+                      arrays["closeness_images"][first], arrays["train_images"][close["ssim_index"][first]],
+                      close["ssim"][first], [names[c] for c in arrays["closeness_labels"][first]]))))
+  if records:
+    figures.append(("loss_curves.png", "Training curves from metrics.jsonl.",
+                    _png(plotting.loss_curves(records))))
+  return figures
+
+
+def read_records(run_dir) -> list[dict]:
+  path = Path(run_dir) / "metrics.jsonl"
+  if not path.is_file():
+    return []
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue  # a line cut by a kill
+  return records
+
+
+def write_tensorboard(logdir: Path, records, scalars: dict, figures, step: int) -> None:
+  """Training curves, evaluation scalars and figures as TensorBoard events (tensorboardX)."""
+  import matplotlib.pyplot as plt
+  from tensorboardX import SummaryWriter
+  logdir.mkdir(parents=True, exist_ok=True)
+  for old in logdir.glob("events.out.tfevents.*"):  # a re-evaluation replaces, not duplicates
+    old.unlink()
+  with SummaryWriter(str(logdir)) as writer:
+    for record in records:
+      for name, value in record.items():
+        if name not in ("step", "time_s"):
+          writer.add_scalar(f"train/{name}", value, record["step"])
+    for name, value in scalars.items():
+      if isinstance(value, (int, float)) and not isinstance(value, bool):
+        writer.add_scalar(f"eval/{name}", value, step)
+    for name, _, png in figures:
+      writer.add_image(f"eval/{Path(name).stem}", plt.imread(io.BytesIO(png))[..., :3], step,
+                       dataformats="HWC")
+
+
+def report_html(result: dict, class_names, figures) -> str:
+  scalar_rows = [(name, value) for name, value in result.items()
+                 if isinstance(value, (int, float, str)) and not isinstance(value, bool)]
+  per_class_keys = [k for k in ("target_accuracy_per_class", "verifier_accuracy_per_class",
+                                "generated_within_class_cosine_per_class",
+                                "real_within_class_cosine_per_class",
+                                "generated_nn_distance_per_class", "generated_nn_ssim_per_class")
+                    if k in result]
+  per_class_rows = [[name] + [result[k][i] for k in per_class_keys] for i, name in enumerate(class_names)]
+  notes = [
+      "Target: the inverted classifier. Verifier: an independently trained classifier of another "
+      "architecture; a high target but low verifier accuracy means adversarial patterns.",
+      "Within-class cosine: mean pairwise cosine of features inside a class (lower = more diverse); "
+      "Gram deviation: mean (F̂F̂ᵀ − I)² per class. k-NN precision / recall (Kynkäänniemi et al. "
+      "2019, k = 3) in the verifier's feature space when there is one: precision = generated images "
+      "inside the real-data manifold, recall = real images covered by the generated manifold.",
+      "Closeness: Euclidean pixel distance to the nearest training image and the best SSIM (dm-pix) "
+      "among its 8 pixel-nearest training images; 'real' rows are test images, for reference.",
+  ]
+  return report.render(
+      f"jaxinv evaluation: {result['inversion_dir']}",
+      [("Metrics", ("metric", "value"), scalar_rows),
+       ("Per class", ["class"] + [k.replace("_per_class", "") for k in per_class_keys], per_class_rows)],
+      [(caption, png) for _, caption, png in figures], notes)
+
+
+def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 500, seed: int = 0,
+        member: int = 0, figures: bool = True, tensorboard: bool = True,
+        closeness_per_class: int = 50, data_dir=None) -> dict:
+  """Evaluates generator `member` of the run in `inversion_dir` against its classifier and,
+  if given, a verifier classifier. Returns (and writes) the metrics."""
+  start = time.perf_counter()
+  inversion_dir = Path(inversion_dir)
+  if num_per_class < 2:
+    raise ValueError(f"--num-per-class must be at least 2 (pairwise diversity), got {num_per_class}.")
+  generator, stacked, rates, config = inversion.restore_generators(inversion_dir)
+  if not 0 <= member < len(rates):
+    raise ValueError(f"--member {member} is out of range: {inversion_dir} holds {len(rates)} generator(s).")
+  variables = jax.tree.map(lambda x: np.asarray(x)[member], stacked)
+  generator = generator.clone(dropout_rate=float(rates[member]))
+  dropout = config.generator.dropout_at_sampling
+  info = data.info(config.dataset)
+  summary = _summary(inversion_dir)
+  classifier_step = summary.get("classifier", {}).get("step")
+  target_model, target_vars, target_config, classifier_step = classifier_run.restore(
+      config.init_from, classifier_step)
+  target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
+  verifier, verifier_record = None, None
+  if verifier_dir is not None:
+    v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
+    verifier = (classify_fn(v_model, "penultimate"), v_vars)
+    verifier_record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
+                       "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
+  data_dir = data_dir or config.data_dir or None
+  real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
+  train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
+
+  key = jax.random.key(seed)
+  gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
+  gen_images = sampling.sample(generator, variables, gen_labels, key, batch_size=EVAL_BATCH,
+                               dropout=dropout)
+  scalars, arrays = compute_metrics(
+      gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes, target=target,
+      verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,
+      closeness_per_class=closeness_per_class)
+  result = {
+      "inversion_dir": str(inversion_dir.absolute()), "dataset": config.dataset,
+      "mode": config.generator.mode, "gamma": config.inversion.gamma, "delta": config.inversion.delta,
+      "generator_steps": summary.get("steps"), "member": member,
+      "target_classifier": {"workdir": str(Path(config.init_from).absolute()),
+                            "model": target_config.classifier.model, "step": int(classifier_step)},
+      "verifier": verifier_record, "num_per_class": num_per_class, "seed": seed,
+      "closeness_per_class": closeness_per_class, "dropout_at_sampling": dropout, **scalars,
+  }
+  out_dir = Path(out_dir) if out_dir is not None else inversion_dir / "eval"
+  out_dir.mkdir(parents=True, exist_ok=True)
+  made = []
+  if figures:
+    arrays["train_images"] = train_images
+    made = make_figures(generator=generator, variables=variables, dropout=dropout, info=info,
+                        arrays=arrays, gen_labels=gen_labels, real_labels=real_labels,
+                        records=read_records(inversion_dir), key=jax.random.fold_in(key, 7))
+    for name, _, png in made:
+      (out_dir / name).write_bytes(png)
+  result["wall_time_s"] = round(time.perf_counter() - start, 2)
+  (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+  (out_dir / "report.html").write_text(report_html(result, info.class_names, made))
+  if tensorboard:
+    write_tensorboard(out_dir / "tensorboard", read_records(inversion_dir), scalars, made,
+                      int(summary.get("steps") or 0))
+  log.info("evaluation written to %s", out_dir)
+  return result

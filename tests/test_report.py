@@ -1,0 +1,107 @@
+"""`jaxinv evaluate` and `jaxinv ablate` end to end on the tiny digits config, and report.html."""
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from jaxinv import cli, report
+from jaxinv.runs import ablation
+
+DIGITS_TINY = str(REPO / "configs" / "digits.py:tiny")
+VERIFIER_TINY = str(REPO / "configs" / "verifier.py:digits,tiny")
+
+
+def test_render_embeds_figures_and_escapes():
+  page = report.render("t<1>", [("m", ("name", "value"), [("acc", 0.5), ("nan", float("nan"))])],
+                       [("cap & more", b"\x89PNG fake")], notes=["a note"])
+  assert "t&lt;1&gt;" in page and "cap &amp; more" in page
+  assert "<td>0.5000</td>" in page and "<td>nan</td>" in page
+  assert re.findall(r"src='([^']*)'", page) == [report.png_data_uri(b"\x89PNG fake")]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("eval")
+  assert cli.main(["train-classifier", "--config", DIGITS_TINY, "--workdir", str(root / "cls")]) == 0
+  assert cli.main(["train-classifier", "--config", VERIFIER_TINY, "--workdir", str(root / "ver")]) == 0
+  # The ablation's rows are the inversion runs the evaluation tests use.
+  assert cli.main(["ablate", "--config", DIGITS_TINY, "--workdir", str(root / "abl"),
+                   f"--config.init_from={root / 'cls'}", "--config.inversion.steps=4",
+                   "--verifier", str(root / "ver"), "--modes", "vector_matrix",
+                   "--num-per-class", "6"]) == 0
+  return root
+
+
+def _tensorboard_tags(logdir: Path) -> set:
+  """Tags in tensorboardX event files, read with its own Event proto (TFRecord framing)."""
+  from tensorboardX.proto import event_pb2
+  tags = set()
+  for path in logdir.glob("events.out.tfevents.*"):
+    raw = path.read_bytes()
+    pos = 0
+    while pos < len(raw):
+      (length,) = struct.unpack("<Q", raw[pos:pos + 8])
+      event = event_pb2.Event.FromString(raw[pos + 12:pos + 12 + length])
+      tags.update(v.tag for v in event.summary.value)
+      pos += 12 + length + 4
+  return tags
+
+
+def test_evaluate_writes_report_figures_and_tensorboard(runs, capsys):
+  inv, out = runs / "abl" / "vector_matrix-cos_orth", runs / "evaluation"
+  assert cli.main(["evaluate", "--workdir", str(inv), "--verifier", str(runs / "ver"),
+                   "--num-per-class", "8", "--out", str(out)]) == 0
+  assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+  result = json.loads((out / "metrics.json").read_text())
+  for key in ("target_accuracy", "verifier_accuracy", "generated_within_class_cosine",
+              "real_within_class_cosine", "generated_gram_deviation", "knn_precision", "knn_recall",
+              "generated_nn_distance", "generated_nn_ssim"):
+    assert key in result, key
+  assert len(result["verifier_accuracy_per_class"]) == 10 and result["knn_feature_space"] == "verifier"
+  assert result["verifier"]["model"] == "mlp" and result["target_classifier"]["model"] == "cnn"
+  for name in ("samples_fixed_latents", "interpolation", "pca", "decision_boundary", "tsne",
+               "nearest_training", "loss_curves"):
+    assert (out / f"{name}.png").stat().st_size > 1000, name
+  page = (out / "report.html").read_text()
+  # Self-contained: every referenced source is embedded or an existing file.
+  refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
+  assert len(refs) == 7
+  assert all(r.startswith("data:image/png;base64,") or (out / r).is_file() for r in refs)
+  assert "verifier_accuracy" in page
+  tags = _tensorboard_tags(out / "tensorboard")
+  assert {"train/loss", "eval/target_accuracy", "eval/knn_recall", "eval/pca"} <= tags
+
+
+def test_ablation_table_and_resume(runs, capsys):
+  abl = runs / "abl"
+  record = json.loads((abl / "ablation.json").read_text())
+  assert [r["row"] for r in record["rows"]] == ["vector_matrix-cos_orth", "vector_matrix-no_cos_orth"]
+  assert [r["cos_orth"] for r in record["rows"]] == [True, False]
+  off = json.loads((abl / "vector_matrix-no_cos_orth" / "config.json").read_text())
+  assert off["inversion"]["gamma"] == 0.0 and off["inversion"]["delta"] == 0.0
+  table = (abl / "ablation.md").read_text()
+  assert table.count("| vector_matrix |") == 2 and "real test images" in table
+  # Rerunning resumes: finished rows are neither retrained nor re-evaluated.
+  stamps = {p: p.stat().st_mtime_ns for p in [*abl.glob("*/metrics.jsonl"), *abl.glob("*/eval/metrics.json")]}
+  assert len(stamps) == 4
+  assert cli.main(["ablate", "--config", DIGITS_TINY, "--workdir", str(abl),
+                   f"--config.init_from={runs / 'cls'}", "--config.inversion.steps=4",
+                   "--verifier", str(runs / "ver"), "--modes", "vector_matrix",
+                   "--num-per-class", "6"]) == 0
+  assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+  assert "| vector_matrix | no |" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_named(runs, capsys):
+  # A verifier of the target's own architecture is refused.
+  assert cli.main(["evaluate", "--workdir", str(runs / "abl" / "vector_matrix-cos_orth"),
+                   "--verifier", str(runs / "cls"), "--no-figures"]) == 2
+  assert "another architecture" in capsys.readouterr().err
+  with pytest.raises(ValueError, match="modes must be among"):
+    ablation.rows(cli._load_config(DIGITS_TINY, {}), modes=("hot",))
+  assert cli.main(["evaluate", "--workdir", str(runs / "nowhere")]) == 2
+  assert "config.json" in capsys.readouterr().err
