@@ -145,7 +145,7 @@ def _cmd_ood(args, overrides):
   if not path.is_file():
     raise FileNotFoundError(f"--images {path} does not exist (expected an .npz with an `images` "
                             "array, N×H×W×C in [-1, 1]).")
-  with np.load(path) as f:
+  with np.load(path, allow_pickle=False) as f:
     if "images" not in f:
       raise ValueError(f"{path} has no `images` array (it holds {sorted(f.files)}); save the images "
                        "as np.savez(FILE, images=...).")

@@ -119,7 +119,7 @@ def garbage_before(config, workdir, r: int) -> np.ndarray:
   parts = [noise_seed_images(config)]
   for q in range(r):
     path = round_dir(workdir, q) / "garbage.npz"
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
       parts.append(f["images"])
   return np.concatenate(parts)
 
@@ -325,7 +325,7 @@ def run(config, workdir) -> dict:
                                  batch_size=EVAL_BATCH, dropout=config.generator.dropout_at_sampling)
         if distributed.is_primary():
           _write_npz(rdir / "garbage.npz", images=images, labels=labels)
-      with np.load(rdir / "garbage.npz") as f:
+      with np.load(rdir / "garbage.npz", allow_pickle=False) as f:
         images, labels = f["images"], f["labels"]
       # How the classifier that was inverted sees its inversions (method notes §6, step 4:
       # rounds go on until the inverted samples look in-distribution and their uncertainty drops).
@@ -501,7 +501,7 @@ def garbage_rows(config, workdir, per_class: int = 2):
   the K+1 classes for every round."""
   rows = [("noise seed", noise_seed_images(config)[:per_class * garbage_info(config).num_classes])]
   for r in range(config.ood.rounds):
-    with np.load(round_dir(workdir, r) / "garbage.npz") as f:
+    with np.load(round_dir(workdir, r) / "garbage.npz", allow_pickle=False) as f:
       images, labels = f["images"], f["labels"]
     chosen = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in np.unique(labels)])
     rows.append((f"round {r}", images[chosen]))
