@@ -4,6 +4,9 @@
     jaxinv train-classifier --config configs/mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv invert --config configs/mnist.py[:tiny] --workdir DIR --config.init_from=CLASSIFIER_DIR
     jaxinv sample --workdir DIR [--workdir DIR2 ...] --num-per-class N --out FILE.npz [--classes 0,3] [--seed 0]
+    jaxinv ood train --config configs/ood_mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
+    jaxinv ood evaluate --workdir DIR [--sets fashion_mnist,cifar10,gaussian,...]
+    jaxinv ood score --workdir DIR --images FILE.npz --out FILE.npz
     jaxinv evaluate --workdir INV_DIR [--verifier CLASSIFIER_DIR] [--out DIR] [--num-per-class 500]
     jaxinv ablate --config configs/mnist.py --workdir DIR --config.init_from=CLASSIFIER_DIR [--verifier DIR]
 
@@ -119,6 +122,44 @@ def _cmd_sample(args, overrides):
   print(f"wrote {len(arrays['labels'])} images {images.shape[2:]} from {count} generator(s) to {out}")
 
 
+def _cmd_ood(args, overrides):
+  """OOD detection with a garbage class fed by inversion (jaxinv.runs.ood)."""
+  from jaxinv.runs import ood as ood_run
+  if args.ood_command == "train":
+    summary = ood_run.run(_load_config(args.config, overrides), args.workdir)
+    last = summary["round_summaries"][-1]
+    print(json.dumps({"rounds": summary["rounds"], "test_accuracy": last["test_accuracy"],
+                      "baseline_test_accuracy": summary["baseline"],
+                      "wall_time_s": summary["wall_time_s"]}))
+    return
+  if overrides:
+    raise SystemExit(f"error: ood {args.ood_command} takes no --config.* overrides (got {sorted(overrides)})")
+  if args.ood_command == "evaluate":
+    sets = [s for s in args.sets.split(",") if s] if args.sets else None
+    result = ood_run.evaluate(args.workdir, sets)
+    print(result["table"])
+    print(f"wrote {Path(args.workdir) / 'ood_eval.json'}, ood_table.md, score_histograms.png, "
+          "garbage_rounds.png")
+    return
+  path = Path(args.images)
+  if not path.is_file():
+    raise FileNotFoundError(f"--images {path} does not exist (expected an .npz with an `images` "
+                            "array, N×H×W×C in [-1, 1]).")
+  with np.load(path) as f:
+    if "images" not in f:
+      raise ValueError(f"{path} has no `images` array (it holds {sorted(f.files)}); save the images "
+                       "as np.savez(FILE, images=...).")
+    images = f["images"]
+  detector = ood_run.restore(args.workdir)
+  images = ood_run.check_images(images, detector.model_input_shape, source=str(path))
+  scores = ood_run.score(detector, images)
+  out = Path(args.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  np.savez(out, **scores)
+  print(f"wrote {', '.join(scores)} for {len(images)} images to {out} (scores: higher = more OOD; "
+        f"prediction {detector.garbage_class} = garbage)")
+
+
 def _cmd_evaluate(args, overrides):
   from jaxinv.runs import evaluation
   if overrides:
@@ -160,6 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True)
   p.add_argument("--classes", default=None, help="comma-separated labels (default: all)")
   p.add_argument("--seed", type=int, default=0)
+  p = sub.add_parser("ood", help="OOD detection with a garbage class fed by inversion")
+  ood_sub = p.add_subparsers(dest="ood_command", required=True)
+  q = ood_sub.add_parser("train", help="the train–invert–exclude loop and the plain baseline",
+                         epilog="Override any config field with --config.FIELD=VALUE.")
+  q.add_argument("--config", required=True, help="config file, e.g. configs/ood_mnist.py[:tiny]")
+  q.add_argument("--workdir", required=True)
+  q = ood_sub.add_parser("evaluate", help="every score on every OOD set: a table, JSON and figures")
+  q.add_argument("--workdir", required=True, help="the workdir of a finished `jaxinv ood train`")
+  q.add_argument("--sets", default=None,
+                 help="comma-separated OOD sets: dataset names (mnist, fashion_mnist, cifar10, "
+                      "svhn_cropped, digits) or gaussian, uniform, flipped, inverted "
+                      "(default: the other dataset of the pair, cifar10 and the synthetic sets)")
+  q = ood_sub.add_parser("score", help="score any images with every score (higher = more OOD)")
+  q.add_argument("--workdir", required=True, help="the workdir of a finished `jaxinv ood train`")
+  q.add_argument("--images", required=True, help=".npz with `images`, N×H×W×C in [-1, 1]")
+  q.add_argument("--out", required=True, help="output .npz")
   p = sub.add_parser("evaluate", help="metrics, figures, TensorBoard events and report.html for an "
                                       "inversion run (written to WORKDIR/eval/)")
   p.add_argument("--workdir", required=True, help="the workdir of a `jaxinv invert` run")
@@ -183,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "invert": _cmd_invert,
-             "sample": _cmd_sample, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
+             "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
 
 
 def main(argv=None) -> int:

@@ -99,6 +99,26 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # ones, measured); "auto" picks unrolled on CPU, vmap elsewhere.
   c.ensemble.impl = "auto"
 
+  # OOD detection with a garbage class fed by inversion (`jaxinv ood train`, method notes §6).
+  # Round r trains the K+1-class classifier on the data plus all garbage so far
+  # (epochs_per_round epochs), trains the generator against it, inverts all K+1 classes
+  # and adds the images to garbage; after the last round the classifier trains once more.
+  c.ood = ml_collections.ConfigDict()
+  c.ood.rounds = 1 if tiny else 4
+  c.ood.noise_images = 64 if tiny else 6000  # Gaussian-noise images the garbage class starts with
+  c.ood.noise_std = 0.5  # [ours] N(0, std²) pixels clipped to [-1, 1]
+  c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
+  c.ood.epochs_per_round = 1
+  c.ood.inversion_steps = 4 if tiny else 300  # generator steps per round (warm-started)
+  # Class weights of the cross-entropy: "balanced" = N / ((K+1)·n_k) so the growing garbage
+  # class does not swamp the K real ones; "uniform" = 1. The garbage weight is then
+  # multiplied by garbage_weight.
+  c.ood.class_weighting = "balanced"
+  c.ood.garbage_weight = 1.0
+  c.ood.odin_temperature = 1000.0  # ODIN's usual T
+  c.ood.odin_epsilon = 0.0028  # ODIN's 0.0014 on [0, 1] inputs, doubled for our [-1, 1] range
+  c.ood.eval_max_images = 64 if tiny else 10000  # per evaluation set (ID test and each OOD set)
+
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 5 if tiny else 500  # steps between saves (and one at the end)
   c.checkpoint.keep = 3  # newest checkpoints kept
@@ -112,7 +132,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
 RESUME_MAY_CHANGE = ("checkpoint.keep", "checkpoint.fallback_to_intact", "checkpoint.every",
                      "classifier.log_every", "inversion.log_every", "data_dir", "num_devices",
                      "distributed",
-                     "inversion.eval_samples_per_class")
+                     "inversion.eval_samples_per_class",
+                     # evaluation only, and more rounds extend a run without changing earlier ones
+                     "ood.rounds", "ood.odin_temperature", "ood.odin_epsilon",
+                     "ood.eval_max_images")
 
 
 def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict,
@@ -255,6 +278,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in values)
          and (name != "dropout_rate" or all(x < 1 for x in values)), f"ensemble.{name}",
          "non-negative numbers" + (" below 1" if name == "dropout_rate" else ""))
+  for field in ("ood.rounds", "ood.noise_images", "ood.samples_per_class", "ood.epochs_per_round",
+                "ood.inversion_steps", "ood.eval_max_images"):
+    need(config_get(config, field) > 0, field, "a positive integer")
+  need(config.ood.class_weighting in ("balanced", "uniform"), "ood.class_weighting",
+       "'balanced' or 'uniform'")
+  for field in ("ood.noise_std", "ood.garbage_weight", "ood.odin_temperature"):
+    need(config_get(config, field) > 0, field, "a positive float")
+  need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
 

@@ -27,8 +27,6 @@ import numpy as np
 from jaxinv.datasets import cifar_bin
 from jaxinv.datasets import digits
 from jaxinv.datasets import idx_files
-from jaxinv.datasets import idx_tfds
-from jaxinv.datasets import stock_tfds
 from jaxinv.datasets.errors import DataError
 
 __all__ = ["DATASETS", "SPLITS", "DataError", "DatasetInfo", "info", "load", "resize_images"]
@@ -111,6 +109,9 @@ def _resolve_dir(path, env_var: str) -> pathlib.Path | None:
 def _load_uint8(name, split, data_dir, tfds_dir, download):
   if name == "digits":
     return digits.load_split(split)
+  # TFDS is imported only when a TFDS dataset is loaded: it takes seconds to import,
+  # and models, steps and benchmarks need none of it.
+  from jaxinv.datasets import idx_tfds, stock_tfds
   if name in idx_tfds.BUILDERS:
     return idx_tfds.load_split(name, split, data_dir=data_dir, tfds_dir=tfds_dir,
                                download=download)

@@ -55,7 +55,8 @@ def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
 
 
 def make_classifier_step(model: nn.Module, tx) -> Callable:
-  """Cross-entropy step on a batch `{"image": [B,H,W,C], "label": [B]}`."""
+  """Cross-entropy step on a batch `{"image": [B,H,W,C], "label": [B]}`, optionally with
+  per-example weights `"weight": [B]`."""
 
   def step(state: TrainState, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -64,7 +65,11 @@ def make_classifier_step(model: nn.Module, tx) -> Callable:
       (logits, _), updates = model.apply(
           {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
           rngs={"dropout": key}, mutable=["batch_stats"])
-      loss = jnp.mean(jax.vmap(losses.cross_entropy)(logits, batch["label"]))
+      per_example = jax.vmap(losses.cross_entropy)(logits, batch["label"])
+      if "weight" in batch:  # class-weighted CE (the OOD garbage class): Σ w·CE / Σ w
+        loss = jnp.sum(batch["weight"] * per_example) / jnp.sum(batch["weight"])
+      else:
+        loss = jnp.mean(per_example)
       return loss, (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

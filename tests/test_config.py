@@ -9,10 +9,18 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
-                                      "mnist_sweep"}
+                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier"}
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_verifier_config_names_its_dataset():
+  config = config_lib.load_config(f"{CONFIGS[0].parent / 'verifier.py'}:mnist,tiny")
+  config_lib.validate(config)
+  assert config.dataset == "mnist" and config.classifier.model == "mlp" and config.classifier.epochs == 1
+  with pytest.raises(ValueError, match="needs the dataset"):
+    config_lib.load_config(str(CONFIGS[0].parent / "verifier.py"))
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "verifier"], ids=lambda p: p.stem)
 @pytest.mark.parametrize("variant", ["", ":tiny"])
 def test_every_config_builds_and_validates(path, variant):
   config = config_lib.load_config(f"{path}{variant}")
@@ -21,7 +29,9 @@ def test_every_config_builds_and_validates(path, variant):
   if variant:
     assert config.inversion.steps <= 50 and config.classifier.epochs == 1
   doc = path.read_text()
-  assert "jaxinv train-classifier" in doc and "jaxinv invert" in doc and "Expected" in doc
+  commands = (("jaxinv ood train", "jaxinv ood evaluate") if path.stem.startswith("ood_")
+              else ("jaxinv train-classifier", "jaxinv invert"))
+  assert all(command in doc for command in commands) and "Expected" in doc
 
 
 def test_overrides_parse_with_the_field_type():

@@ -8,7 +8,7 @@ import pytest
 from jaxinv import conditioning
 from jaxinv.models import classifiers
 from jaxinv.models.generator import ConditionedGenerator, UPSAMPLE_KINDS
-from jaxinv.models.layers import max_pool_2x2
+from jaxinv.models.layers import SubPixelConvTranspose, max_pool_2x2
 
 import flax.linen as nn
 
@@ -123,3 +123,41 @@ def test_sampling_keeps_dropout_and_is_reproducible():
   # The first chunk's images do not depend on how many come after them.
   np.testing.assert_array_equal(sampling.sample(generator, variables, labels[:4], key, batch_size=4),
                                 first[:4])
+
+
+@pytest.mark.parametrize("kernel,strides,padding,size", [
+  ((4, 4), (2, 2), "SAME", (7, 6)),  # the generator's H/2 → H layer
+  ((5, 5), (1, 1), "VALID", (5, 5)),  # the generator's K×K → H/2 layer
+  ((3, 3), (2, 2), "SAME", (4, 5)),  # kernel not divisible by stride
+  ((4, 3), (2, 1), "VALID", (3, 4)),
+  ((3, 3), (3, 3), "SAME", (3, 3)),
+])
+def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, strides, padding, size):
+  """Same parameters, outputs and gradients (w.r.t. input and kernel) as
+  nn.ConvTranspose on random inputs, in float64 so that only the summation order
+  may differ."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(sum(kernel) + sum(strides))
+    x = jnp.asarray(rng.normal(size=(2, *size, 3)))
+    kwargs = dict(features=4, kernel_size=kernel, strides=strides, padding=padding)
+    reference = nn.ConvTranspose(**kwargs, param_dtype=jnp.float64)
+    fast = SubPixelConvTranspose(**kwargs)
+    variables = reference.init(jax.random.key(0), x)
+    assert jax.tree.map(jnp.shape, fast.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, variables)
+    variables = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), variables)
+    target = jnp.asarray(rng.normal(size=reference.apply(variables, x).shape))
+
+    def loss(module):
+      return lambda v, x: jnp.sum(jnp.tanh(module.apply(v, x)) * target)
+
+    np.testing.assert_allclose(fast.apply(variables, x), reference.apply(variables, x), atol=1e-12)
+    got = jax.grad(loss(fast), argnums=(0, 1))(variables, x)
+    want = jax.grad(loss(reference), argnums=(0, 1))(variables, x)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(g, w, atol=1e-10)
+
+
+def test_subpixel_conv_transpose_rejects_uneven_phases():
+  x = jnp.zeros((1, 4, 4, 2))
+  with pytest.raises(ValueError, match="divide by stride"):
+    SubPixelConvTranspose(3, (5, 5), (2, 2), padding="VALID").init(jax.random.key(0), x)

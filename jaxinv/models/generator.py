@@ -8,7 +8,9 @@ Layout for a K-class problem and an H×W×C image (H = W, even):
 The hot matrix is injected where the feature map is K×K, which is why the dense
 layer produces a K×K map; dropout acts on the up-convolutions after it, never on
 the matrix itself, which carries the label. Up-sampling is either transposed convolutions
-(`upsample="transpose"`, the paper's up-convolutions) or resize-convolutions
+(`upsample="transpose"`, the paper's up-convolutions, computed as
+`nn.ConvTranspose` computes them but in the sub-pixel form of
+`layers.SubPixelConvTranspose`, which XLA differentiates fast) or resize-convolutions
 (`upsample="resize"`: nearest/bilinear resize then a 3×3 convolution, which
 avoids checkerboard artefacts and compiles to plain convolutions). Output range
 is fixed to [-1, 1] by `tanh`, the input range of every jaxinv classifier.
@@ -19,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv import conditioning
-from jaxinv.models.layers import RateDropout, upsample_nearest_2x
+from jaxinv.models.layers import RateDropout, SubPixelConvTranspose, upsample_nearest_2x
 
 UPSAMPLE_KINDS = ("transpose", "resize")
 
@@ -95,7 +97,8 @@ class ConditionedGenerator(nn.Module):
     # K×K → H/2.
     if self.upsample == "transpose" and half >= k:
       kernel = half - k + 1
-      h = nn.ConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False, name="up0")(h)
+      h = SubPixelConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False,
+                                name="up0")(h)
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
       h = nn.Conv(2 * self.width, (3, 3), padding="SAME", use_bias=False, name="up0")(h)
@@ -103,8 +106,8 @@ class ConditionedGenerator(nn.Module):
 
     # H/2 → H.
     if self.upsample == "transpose":
-      h = nn.ConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
-                           name="up1")(h)
+      h = SubPixelConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+                                name="up1")(h)
     else:
       h = nn.Conv(self.width, (3, 3), padding="SAME", use_bias=False, name="up1")(upsample_nearest_2x(h))
     h = drop(nn.relu(norm("bn_up1")(h)))

@@ -1,0 +1,240 @@
+"""Step time of jaxinv's classifier and inversion steps beside the same model, loss and
+batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
+
+    python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light]
+        [--no-torch] [--no-compile] [--naive]
+
+Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
+  paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
+  small  width 24, transposed convolutions (DCGAN-sized, ~1 M parameters)
+  light  width 32, resize-convolutions (configs/mnist.py's generator)
+`--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
+port runs) at the first batch size. Each row: compile time (JAX) or first-step time
+(torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
+FLOPs per image per step (XLA's count of the compiled JAX step), achieved GFLOP/s and
+the ratio of images/s to PyTorch eager. The same run measures a 4096³ float32 matrix
+product in JAX and in PyTorch: the machine's practical ceiling. PyTorch runs on CUDA
+when it sees a GPU; all float32 (on a GPU both frameworks may use TF32 matrix units by
+default for float32: JAX's default precision and PyTorch's cuDNN convolutions do). Needs `pip install torch`
+(a benchmark extra) unless --no-torch.
+"""
+
+import argparse
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinv import config as config_lib
+from jaxinv import data, rng, steps
+from jaxinv.models import generator as generator_lib
+from jaxinv.runs import classifier as classifier_run
+from jaxinv.runs import inversion
+
+PRESETS = {"paper": dict(width=128, upsample="transpose"),
+           "small": dict(width=24, upsample="transpose"),
+           "light": dict(width=32, upsample="resize")}
+
+
+def median_time(fn, steps, warmup=2, block=jax.block_until_ready):
+  for _ in range(warmup):
+    block(fn())
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    block(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def param_count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def jax_inversion(preset, batch, naive=False):
+  """Returns (run_one_step, compile_s, flops_per_step, generator_params)."""
+  config = config_lib.default_config("mnist")
+  for name, value in PRESETS[preset].items():
+    config.generator[name] = value
+  config.inversion.batch_size = batch
+  info = data.info("mnist")
+  generator = inversion.build_generator(config, info)
+  if naive:  # the plain Flax layer instead of the sub-pixel form
+    generator_lib.SubPixelConvTranspose, saved = _NaiveConvTranspose, generator_lib.SubPixelConvTranspose
+  try:
+    tx = inversion.make_optimizer(config)
+    classifier = classifier_run.build_model(config, info.num_classes)
+    cvars = classifier.init(jax.random.key(1), jnp.zeros((1, *info.image_shape)))
+    keys = rng.named_keys(0, ["init", "conditioning", "dropout"])
+    state = steps.InversionState(
+        generator=inversion.init_generator_state(config, generator, tx, keys["init"]),
+        classifier=dict(cvars), loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0),
+        dropout_rate=jnp.float32(config.generator.dropout_rate))
+    fn = steps.make_inversion_train_step(
+        steps.make_inversion_step(generator, classifier, tx), batch_size=batch,
+        num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode)
+    step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
+    start = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=0).lower(state, step_keys).compile()
+    compile_s = time.perf_counter() - start
+  finally:
+    if naive:
+      generator_lib.SubPixelConvTranspose = saved
+  holder = [state]
+
+  def run():
+    holder[0], metrics = compiled(holder[0], step_keys)
+    return metrics
+
+  return run, compile_s, _flops(compiled), param_count(state.generator.params)
+
+
+class _NaiveConvTranspose(nn.ConvTranspose):
+  pass
+
+
+def jax_classifier(batch):
+  config = config_lib.default_config("mnist")
+  info = data.info("mnist")
+  model = classifier_run.build_model(config, info.num_classes)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, *info.image_shape)))
+  tx = classifier_run.make_optimizer(config, 1000)
+  state = steps.init_train_state(variables, tx)
+  generator = np.random.default_rng(0)
+  batch_data = {"image": jnp.asarray(generator.uniform(-1, 1, (batch, *info.image_shape)), jnp.float32),
+                "label": jnp.asarray(generator.integers(0, 10, batch), jnp.int32)}
+  key = jax.random.key(0)
+  start = time.perf_counter()
+  compiled = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0).lower(
+      state, batch_data, key).compile()
+  compile_s = time.perf_counter() - start
+  holder = [state]
+
+  def run():
+    holder[0], metrics = compiled(holder[0], batch_data, key)
+    return metrics
+
+  return run, compile_s, _flops(compiled), param_count(variables["params"])
+
+
+def _flops(compiled):
+  # XLA:GPU's cost analysis leaves out convolutions run as cuDNN calls (measured on an
+  # H100: 0.059 GFLOP/image for the paper step that XLA:CPU counts as ~2.6), so FLOP
+  # columns are printed only where the count covers the whole step.
+  if jax.default_backend() != "cpu":
+    return float("nan")
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def jax_matmul_gflops(n=4096):
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  return 2 * n**3 / median_time(lambda: f(a), 5) / 1e9
+
+
+def torch_rows(kind, preset, batch, steps_count, compile_too):
+  import torch
+
+  import torch_mirror
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  results = {}
+  variants = ["eager"] + (["compile"] if compile_too else [])
+  for variant in variants:
+    torch.manual_seed(0)
+    if kind == "inversion":
+      gen = torch_mirror.Generator(**PRESETS[preset])
+      cls = torch_mirror.PaperCNN()
+      step = torch_mirror.make_inversion_step(gen, cls, batch, device=device)
+      params = torch_mirror.parameter_count(gen)
+    else:
+      cls = torch_mirror.PaperCNN()
+      step = torch_mirror.make_classifier_step(cls, batch, device=device)
+      params = torch_mirror.parameter_count(cls)
+    first = float("nan")
+    if variant == "compile":
+      try:
+        step = torch.compile(step)
+        start = time.perf_counter()
+        step()
+        sync()
+        first = time.perf_counter() - start
+      except Exception as err:  # inductor needs a C++ toolchain; report, don't hide
+        results[variant] = ("failed: " + str(err).splitlines()[0][:60], params)
+        continue
+    seconds = median_time(step, steps_count, block=lambda x: sync())
+    results[variant] = (first, seconds, params)
+  return results
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--models", nargs="+", default=["paper", "small", "light"], choices=list(PRESETS))
+  parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument("--no-compile", action="store_true")
+  parser.add_argument("--naive", action="store_true")
+  args = parser.parse_args()
+  use_torch = not args.no_torch
+  header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
+            f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'vs eager':>8}")
+  lines = []
+  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+  ceiling = jax_matmul_gflops()
+  line = f"matrix product 4096^3 float32: JAX {ceiling:.0f} GFLOP/s"
+  if use_torch:
+    import torch
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(4096, 4096, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    seconds = median_time(lambda: a @ a, 5, block=lambda x: sync())
+    line += (f", PyTorch {torch.__version__} on {device} {2 * 4096**3 / seconds / 1e9:.0f} GFLOP/s "
+             f"(CPU threads {torch.get_num_threads()})")
+  print(line, flush=True)
+
+  def add(name, batch, params, compile_s, seconds, flops, eager_seconds):
+    ips = batch / seconds
+    gflops = f"{flops / seconds / 1e9:8.1f}" if flops == flops else f"{'':>8}"
+    ratio = f"{eager_seconds / seconds:8.2f}" if eager_seconds else f"{'':>8}"
+    comp = f"{compile_s:9.2f}" if compile_s == compile_s else f"{'':>9}"
+    per_image = f"{flops / batch / 1e9:9.3f}" if flops == flops else f"{'':>9}"
+    lines.append(f"{name:<22} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
+                 f"{per_image} {gflops} {ratio}")
+    print(lines[-1], flush=True)
+
+  jobs = [("inversion", m, b) for m in args.models for b in args.batches]
+  jobs += [("classifier", None, b) for b in args.batches]
+  for kind, preset, batch in jobs:
+    name = f"inversion/{preset}" if kind == "inversion" else "classifier/paper_cnn"
+    if kind == "inversion":
+      run, compile_s, flops, params = jax_inversion(preset, batch)
+    else:
+      run, compile_s, flops, params = jax_classifier(batch)
+    seconds = median_time(run, args.steps)
+    torch_results = torch_rows(kind, preset, batch, args.steps, not args.no_compile) if use_torch else {}
+    eager = torch_results.get("eager", (None, None, None))[1]
+    add(f"{name} jax", batch, params, compile_s, seconds, flops, eager)
+    for variant, result in torch_results.items():
+      if isinstance(result[0], str):
+        lines.append(f"{name} torch-{variant}: {result[0]}")
+        print(lines[-1], flush=True)
+        continue
+      first, secs, tparams = result
+      add(f"{name} torch-{variant}", batch, tparams, first, secs, flops, eager)
+    if args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
+      run, compile_s, _, params = jax_inversion(preset, batch, naive=True)
+      add(f"{name} jax-nn.ConvTranspose", batch, params, compile_s, median_time(run, 3, warmup=1), flops,
+          eager)
+  print("\n" + header + "\n" + "\n".join(lines))
+  print(f"ceiling: JAX matrix product {ceiling:.0f} GFLOP/s; 'compile s' for torch-compile is its "
+        "first step; GFLOP/s uses the FLOPs XLA counts for the JAX step.")
+
+
+if __name__ == "__main__":
+  main()
