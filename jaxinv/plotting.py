@@ -24,10 +24,7 @@ def class_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: i
     chosen = np.flatnonzero(labels == k)[:per_class]
     for j in range(per_class):
       ax = axes[k, j]
-      ax.set_xticks([])
-      ax.set_yticks([])
-      for spine in ax.spines.values():
-        spine.set_visible(False)
+      _blank(ax)
       if j < len(chosen):
         ax.imshow(images[chosen[j]], cmap="gray", vmin=0.0, vmax=1.0)
     axes[k, 0].set_ylabel(str(class_names[k]), rotation=0, ha="right", va="center", fontsize=8)
@@ -47,10 +44,7 @@ def garbage_rounds(rows, title: str = "") -> plt.Figure:
     images = to_display(images)
     for j in range(width):
       ax = axes[i, j]
-      ax.set_xticks([])
-      ax.set_yticks([])
-      for spine in ax.spines.values():
-        spine.set_visible(False)
+      _blank(ax)
       if j < len(images):
         ax.imshow(images[j], cmap="gray", vmin=0.0, vmax=1.0)
     axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)

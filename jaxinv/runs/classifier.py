@@ -24,6 +24,14 @@ def build_model(config, num_classes: int):
                                       dropout_rate=config.classifier.dropout_rate)
 
 
+def epoch_steps(num_examples: int, batch_size: int) -> int:
+  """Full batches per epoch (the last partial batch is dropped); at least one."""
+  if num_examples < batch_size:
+    raise ValueError(f"classifier.batch_size={batch_size} exceeds the {num_examples} training "
+                     "examples; lower the batch size.")
+  return num_examples // batch_size
+
+
 def make_optimizer(config, total_steps: int):
   schedule = optax.cosine_decay_schedule(config.classifier.learning_rate, max(total_steps, 1))
   return optax.adamw(schedule, eps=config.classifier.adam_eps,
@@ -64,10 +72,7 @@ def run(config, workdir) -> dict:
   train_x, train_y = load_split(config, "train")
   test_x, test_y = load_split(config, "test")
   batch_size = config.classifier.batch_size
-  steps_per_epoch = len(train_x) // batch_size
-  if steps_per_epoch == 0:
-    raise ValueError(f"classifier.batch_size={batch_size} exceeds the {len(train_x)} training "
-                     "examples; lower the batch size.")
+  steps_per_epoch = epoch_steps(len(train_x), batch_size)
   total_steps = steps_per_epoch * config.classifier.epochs
 
   keys = rng.named_keys(config.seed, ["init", "dropout"])

@@ -142,10 +142,7 @@ def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y
   weights = class_weights(y, info.num_classes, config.ood.class_weighting, config.ood.garbage_weight)
   example_weight = weights[y]
   batch_size = config.classifier.batch_size
-  steps_per_epoch = len(x) // batch_size
-  if steps_per_epoch == 0:
-    raise ValueError(f"classifier.batch_size={batch_size} exceeds the {len(x)} training examples; "
-                     "lower the batch size.")
+  steps_per_epoch = classifier_run.epoch_steps(len(x), batch_size)
   total = steps_per_epoch * config.ood.epochs_per_round
   tx = classifier_run.make_optimizer(config, total)
   init = lambda key: classifier_run.init_state(config, model, info.image_shape, tx, key)
