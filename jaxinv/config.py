@@ -83,6 +83,14 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.inversion.log_every = 5 if tiny else 50
   c.inversion.eval_samples_per_class = 16 if tiny else 500
 
+  # Extra inversion terms (weights; 0 leaves a term out of the step). Image priors,
+  # jaxinv.priors: squared-difference total variation, mean squared pixel, hinge
+  # outside [-1, 1] (zero for the tanh generator; for pixel optimisation).
+  c.priors = ml_collections.ConfigDict()
+  c.priors.total_variation = 0.0
+  c.priors.l2 = 0.0
+  c.priors.pixel_range = 0.0
+
   # An ensemble: one generator per seed, trained together in one vmapped program.
   # Each other field is empty (every member takes the inversion/generator value) or
   # lists one value per member. Empty `seeds`: a single generator.
@@ -255,7 +263,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "inversion.adam_eps"):
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
-                "classifier.weight_decay"):
+                "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")

@@ -49,9 +49,11 @@ def member_keys(member_list) -> dict:
   return {name: jnp.stack([keys[name] for keys in per_member]) for name in MEMBER_KEYS}
 
 
-def hyperparameters(member_list) -> tuple[dict, jnp.ndarray]:
-  """Stacked loss weights `{"kl": [S], …}` and dropout rates `[S]`."""
-  weights = [steps.loss_weights(m.alpha, m.beta, m.gamma, m.delta) for m in member_list]
+def hyperparameters(member_list, extra_weights=None) -> tuple[dict, jnp.ndarray]:
+  """Stacked loss weights `{"kl": [S], …}` and dropout rates `[S]`; `extra_weights`
+  (the weights of extra terms, shared by every member) are stacked alongside."""
+  weights = [steps.loss_weights(m.alpha, m.beta, m.gamma, m.delta, **(extra_weights or {}))
+             for m in member_list]
   stacked = {name: jnp.stack([w[name] for w in weights]) for name in weights[0]}
   return stacked, jnp.asarray([m.dropout_rate for m in member_list], jnp.float32)
 

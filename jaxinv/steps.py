@@ -6,7 +6,8 @@ frozen classifier travels inside the inversion state as an argument (never a
 closure constant), which lets later code vmap over classifiers or generators.
 """
 
-from typing import Any, Callable
+import zlib
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -89,26 +90,78 @@ def make_classifier_apply(model: nn.Module) -> Callable:
   return lambda variables, images: model.apply(variables, images, train=False)
 
 
+class TermContext(NamedTuple):
+  """What an extra inversion term sees (see `make_inversion_step`'s `extra_terms`).
+
+  `images` are the generated batch before `input_transform`; `logits`/`aux` the
+  classifier's outputs on the (transformed) batch; `classifier` the frozen module and
+  `classifier_variables` its (stop-gradient) variables, so a term may run it again
+  (on a perturbed copy, or differentiate w.r.t. its weights); `key` is this term's own
+  key, fresh every step."""
+
+  images: jnp.ndarray
+  logits: jnp.ndarray
+  aux: Any
+  batch: Any
+  classifier: nn.Module
+  classifier_variables: Any
+  key: jnp.ndarray
+
+
+# Named salts for the keys derived from a step's key, so adding a consumer never
+# changes the dropout masks of existing runs (the generator keeps the step key).
+_TRANSFORM_SALT = 1
+_TERM_SALT = 2
+
+
 def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
-                        feature_layer: str = "penultimate") -> Callable:
+                        feature_layer: str = "penultimate",
+                        extra_terms: Mapping[str, Callable] | None = None,
+                        input_transform: Callable | None = None) -> Callable:
   """Generator step on a conditioning batch `{"z", "p", "y"}` (see `conditioning`).
 
   The classifier runs in inference mode (running statistics, no dropout); the
-  generator in training mode (its dropout on)."""
+  generator in training mode (its dropout on).
+
+  `extra_terms` maps names to `TermContext -> scalar` functions (priors,
+  reconstruction terms); each is added to the loss with weight
+  `state.loss_weights[name]` and reported as `loss_{name}`. `input_transform`,
+  `(images, key) -> images`, is applied between generator and classifier (random
+  jitter, flips: robustness to small transforms)."""
+  extra_terms = dict(extra_terms or {})
+  clash = set(extra_terms) & set(LOSS_TERMS)
+  if clash:
+    raise ValueError(f"Extra inversion terms {sorted(clash)} clash with the core terms {LOSS_TERMS}; "
+                     "give them other names.")
 
   def step(state: InversionState, batch, key):
     gen = state.generator
     key = jax.random.fold_in(key, gen.step)
     frozen = jax.lax.stop_gradient(state.classifier)
+    missing = [name for name in extra_terms if name not in state.loss_weights]
+    if missing:
+      raise ValueError(f"Extra inversion terms {missing} have no weight in state.loss_weights "
+                       "(build the weights with steps.loss_weights(..., **extra_weights)).")
 
     def loss_fn(params):
       images, updates = generator.apply(
           {"params": params, "batch_stats": gen.batch_stats}, batch["z"], batch["p"], batch["y"],
           train=True, rngs={"dropout": key}, mutable=["batch_stats"],
           dropout_rate=state.dropout_rate)
-      logits, aux = classifier.apply(frozen, images, train=False)
+      seen = images
+      if input_transform is not None:
+        seen = input_transform(images, jax.random.fold_in(key, _TRANSFORM_SALT))
+      logits, aux = classifier.apply(frozen, seen, train=False)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)
+      term_key = jax.random.fold_in(key, _TERM_SALT)
+      for name, term in sorted(extra_terms.items()):
+        # Salted by the name (not the position), so adding a term leaves the others' keys.
+        ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch, classifier=classifier,
+                          classifier_variables=frozen,
+                          key=jax.random.fold_in(term_key, zlib.crc32(name.encode()) & 0x7FFFFFFF))
+        terms[name] = term(ctx)
+        total = total + state.loss_weights[name] * terms[name]
       return total, (terms, logits, updates.get("batch_stats", {}))
 
     (total, (terms, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -142,5 +195,8 @@ def make_inversion_train_step(inversion_step: Callable, *, batch_size: int, num_
   return train_step
 
 
-def loss_weights(alpha: float, beta: float, gamma: float, delta: float):
-  return {name: jnp.float32(w) for name, w in zip(LOSS_TERMS, (alpha, beta, gamma, delta))}
+def loss_weights(alpha: float, beta: float, gamma: float, delta: float, **extra: float):
+  """The core weights by term name, plus `extra` weights for `extra_terms` of the same names."""
+  weights = {name: jnp.float32(w) for name, w in zip(LOSS_TERMS, (alpha, beta, gamma, delta))}
+  weights.update({name: jnp.float32(w) for name, w in extra.items()})
+  return weights

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import checkpoint, data, distributed, ensemble, metrics, plotting, rng, sampling, sharding, steps
+from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, rng, sampling,
+                    sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
@@ -110,6 +111,12 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
                                  keep=config.checkpoint.keep)
 
 
+def inversion_terms(config) -> tuple[dict, dict]:
+  """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
+  gives a non-zero weight."""
+  return priors.terms_from_config(config)
+
+
 def initial_state_fn(config, generator, tx):
   """`keys -> TrainState`: one generator, or a stacked ensemble (one key per member)."""
   one = lambda key: init_generator_state(config, generator, tx, key)
@@ -133,12 +140,13 @@ def run(config, workdir) -> dict:
   tx = make_optimizer(config)
   inv = config.inversion
   member_list = ensemble.members(config)
+  extra_terms, extra_weights = inversion_terms(config)
   if member_list:  # every key, weight and rate gets a leading member axis
     keys = ensemble.member_keys(member_list)
-    weights, dropout_rate = ensemble.hyperparameters(member_list)
+    weights, dropout_rate = ensemble.hyperparameters(member_list, extra_weights)
   else:
     keys = rng.named_keys(config.seed, list(ensemble.MEMBER_KEYS))
-    weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta)
+    weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
     dropout_rate = jnp.float32(config.generator.dropout_rate)
   fresh = sharding.create_replicated(initial_state_fn(config, generator, tx), mesh, keys["init"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
@@ -168,7 +176,8 @@ def run(config, workdir) -> dict:
       dropout_rate=sharding.put_replicated(dropout_rate, mesh))
   replicated = sharding.replicated(mesh)
   one_step = steps.make_inversion_train_step(
-      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer),
+      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer,
+                                extra_terms=extra_terms),
       batch_size=inv.batch_size, num_classes=info.num_classes,
       latent_dim=generator.latent_dim, mode=generator.mode,
       batch_sharding=sharding.data_sharded(mesh))

@@ -1,0 +1,47 @@
+"""Image priors usable as extra inversion terms (method notes §7; issues on
+reconstruction and faithful inversion).
+
+Each prior is written for one image `[H, W, C]` and vmapped over the batch; the
+term functions take a `steps.TermContext` and return the batch mean, so they plug
+into `steps.make_inversion_step(..., extra_terms=...)`. Images live in [-1, 1].
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def total_variation(image):
+  """Squared neighbour differences: mean over vertical pairs + mean over horizontal pairs."""
+  dy = image[1:, :, :] - image[:-1, :, :]
+  dx = image[:, 1:, :] - image[:, :-1, :]
+  return jnp.mean(dy * dy) + jnp.mean(dx * dx)
+
+
+def l2(image):
+  """Mean squared pixel value."""
+  return jnp.mean(image * image)
+
+
+def pixel_range(image, low: float = -1.0, high: float = 1.0):
+  """Mean hinge outside [low, high]: 0 inside, the distance to the range outside."""
+  return jnp.mean(jax.nn.relu(image - high) + jax.nn.relu(low - image))
+
+
+IMAGE_PRIORS = {"total_variation": total_variation, "l2": l2, "pixel_range": pixel_range}
+
+
+def image_prior_term(prior):
+  """A `TermContext -> scalar` term: `prior` averaged over the generated batch."""
+  return lambda ctx: jnp.mean(jax.vmap(prior)(ctx.images))
+
+
+def terms_from_config(config) -> tuple[dict, dict]:
+  """`(terms, weights)` for the image priors with a non-zero weight in `config.priors`
+  (zero-weight terms are left out of the step, so they cost nothing)."""
+  terms, weights = {}, {}
+  for name, prior in IMAGE_PRIORS.items():
+    weight = float(config.priors.get(name, 0.0))
+    if weight:
+      terms[name] = image_prior_term(prior)
+      weights[name] = weight
+  return terms, weights
