@@ -197,12 +197,15 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
   ckpt = _generator_checkpoints(config, phase.checkpoint_dir)
   state, start = _resume_or_start(ckpt, config, init, keys["generator_init"], tx, previous, mesh)
   phase.truncate_metrics(start)
+  extra_terms, extra_weights = inversion_run.inversion_terms(gen_config)
+  weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
   inversion_state = steps.InversionState(
       generator=state, classifier=sharding.put_replicated(classifier_vars, mesh),
-      loss_weights=sharding.put_replicated(steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta), mesh),
+      loss_weights=sharding.put_replicated(weights, mesh),
       dropout_rate=sharding.put_replicated(jnp.float32(config.generator.dropout_rate), mesh))
   one_step = steps.make_inversion_train_step(
-      steps.make_inversion_step(generator, model, tx, inv.feature_layer), batch_size=inv.batch_size,
+      steps.make_inversion_step(generator, model, tx, inv.feature_layer, extra_terms=extra_terms),
+      batch_size=inv.batch_size,
       num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode,
       batch_sharding=sharding.data_sharded(mesh))
   replicated = sharding.replicated(mesh)
