@@ -115,6 +115,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.rounds = 1 if tiny else 4
   c.ood.noise_images = 64 if tiny else 6000  # Gaussian-noise images the garbage class starts with
   c.ood.noise_std = 0.5  # [ours] N(0, std²) pixels clipped to [-1, 1]
+  # [ours] Empty: white noise. Else blur sigmas in pixels (0 = white): the noise images are
+  # split evenly across them and each rescaled to std noise_std (jaxinv.ood.smooth_noise_images).
+  c.ood.noise_blur = ()
   c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
   c.ood.epochs_per_round = 1
   c.ood.inversion_steps = 4 if tiny else 300  # generator steps per round (warm-started)
@@ -293,6 +296,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "'balanced' or 'uniform'")
   for field in ("ood.noise_std", "ood.garbage_weight", "ood.odin_temperature"):
     need(config_get(config, field) > 0, field, "a positive float")
+  need(all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+           for x in config.ood.noise_blur), "ood.noise_blur",
+       "blur sigmas in pixels (non-negative numbers; 0 = white noise), or empty")
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))

@@ -128,6 +128,40 @@ def gaussian_images(seed: int, count: int, shape, std: float) -> np.ndarray:
   return np.clip(rng.normal(0.0, std, (count, *shape)), -1.0, 1.0).astype(np.float32)
 
 
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+  """Separable Gaussian blur of [N, H, W, C] images over H and W (edges reflected);
+  sigma in pixels, 0 returns the images unchanged."""
+  if sigma <= 0:
+    return images
+  radius = int(np.ceil(3 * sigma))
+  taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+  taps /= taps.sum()
+  out = np.asarray(images, np.float64)
+  for axis in (1, 2):
+    pad = [(0, 0)] * out.ndim
+    pad[axis] = (radius, radius)
+    padded = np.pad(out, pad, mode="reflect" if out.shape[axis] > radius else "edge")
+    out = sum(w * np.take(padded, np.arange(i, i + out.shape[axis]), axis=axis)
+              for i, w in enumerate(taps))
+  return out
+
+
+def smooth_noise_images(seed, count: int, shape, std: float, sigmas) -> np.ndarray:
+  """Gaussian noise at several spatial scales: white N(0, 1) noise blurred by each sigma
+  in `sigmas` (an equal share of the images each; 0 = white), rescaled per image to
+  standard deviation `std`, clipped to [-1, 1]. Blurred noise is data-free but has the
+  large smooth regions real images have and white noise lacks."""
+  rng = np.random.default_rng(seed)
+  white = rng.normal(0.0, 1.0, (count, *shape))
+  groups = np.array_split(np.arange(count), len(sigmas))
+  out = np.empty_like(white)
+  for sigma, index in zip(sigmas, groups):
+    blurred = gaussian_blur(white[index], float(sigma))
+    scale = blurred.reshape(len(index), -1).std(axis=1).reshape(-1, *([1] * len(shape)))
+    out[index] = blurred / np.maximum(scale, 1e-12) * std
+  return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
 def uniform_images(seed: int, count: int, shape) -> np.ndarray:
   rng = np.random.default_rng(seed)
   return rng.uniform(-1.0, 1.0, (count, *shape)).astype(np.float32)

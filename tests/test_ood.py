@@ -167,13 +167,38 @@ def test_synthetic_sets_and_figures():
   assert len(fig.axes) == 4 and fig.axes[1].get_ylabel() == "" and fig.axes[2].get_ylabel() == "log10 b"
 
 
+def test_gaussian_blur_of_a_point_is_the_separable_kernel():
+  image = np.zeros((1, 15, 15, 1))
+  image[0, 7, 7, 0] = 1.0
+  sigma = 1.5
+  r = np.arange(-7, 8)
+  taps = np.exp(-0.5 * (r / sigma) ** 2)
+  taps[np.abs(r) > np.ceil(3 * sigma)] = 0.0  # the blur truncates at 3 sigma
+  taps /= taps.sum()
+  np.testing.assert_allclose(ood.gaussian_blur(image, sigma)[0, :, :, 0], np.outer(taps, taps), atol=1e-12)
+  np.testing.assert_array_equal(ood.gaussian_blur(image, 0.0), image)
+
+
+def test_smooth_noise_has_its_std_and_grows_smoother_with_sigma():
+  a = ood.smooth_noise_images([0, 1], 40, (28, 28, 1), 0.5, (0, 4))
+  np.testing.assert_array_equal(a, ood.smooth_noise_images([0, 1], 40, (28, 28, 1), 0.5, (0, 4)))
+  assert a.dtype == np.float32 and a.min() >= -1 and a.max() <= 1
+  unclipped = ood.smooth_noise_images([0, 1], 40, (28, 28, 1), 0.1, (0, 4))  # too small to clip
+  np.testing.assert_allclose(unclipped.std(axis=(1, 2, 3)), 0.1, rtol=1e-4)
+  neighbour_corr = lambda x: np.mean([np.corrcoef(i[:-1].ravel(), i[1:].ravel())[0, 1] for i in x])
+  assert abs(neighbour_corr(a[:20])) < 0.1  # sigma 0: white
+  assert neighbour_corr(a[20:]) > 0.9  # sigma 4: smooth
+
+
 def test_ood_config_fields_are_validated():
   config = config_lib.default_config("mnist", "tiny")
   config.ood.class_weighting = "inverse"
   config.ood.samples_per_class = 0
+  config.ood.noise_blur = (1.0, -2.0)
   with pytest.raises(ValueError) as err:
     config_lib.validate(config)
-  assert "ood.class_weighting" in str(err.value) and "ood.samples_per_class" in str(err.value)
+  for field in ("ood.class_weighting", "ood.samples_per_class", "ood.noise_blur"):
+    assert field in str(err.value)
 
 
 # --- end to end on the tiny config ---

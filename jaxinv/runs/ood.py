@@ -110,6 +110,9 @@ def class_weights(labels: np.ndarray, num_classes: int, weighting: str, garbage_
 
 def noise_seed_images(config) -> np.ndarray:
   info = data.info(config.dataset)
+  if config.ood.noise_blur:
+    return ood.smooth_noise_images([config.seed, 0x6761], config.ood.noise_images, info.image_shape,
+                                   config.ood.noise_std, config.ood.noise_blur)
   return ood.gaussian_images([config.seed, 0x6761], config.ood.noise_images, info.image_shape,
                              config.ood.noise_std)
 
