@@ -68,6 +68,12 @@ def _cmd_invert(args, overrides):
                                             "wall_time_s", "process_index") if k in summary}))
 
 
+def _cmd_pixel_invert(args, overrides):
+  from jaxinv.runs import pixel_inversion
+  summary = pixel_inversion.run(_load_config(args.config, overrides), args.workdir)
+  print(json.dumps({k: summary[k] for k in ("images", "final_target_accuracy", "seconds_per_1000_images")}))
+
+
 def _cmd_demo(args, overrides):
   """Classifier + inversion on the embedded digits data: no download."""
   from jaxinv.runs import classifier, inversion
@@ -193,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None if name == "demo" else argparse.SUPPRESS,
                    required=name != "demo", help="config file, e.g. configs/mnist.py[:tiny]")
     p.add_argument("--workdir", required=True)
+  p = sub.add_parser("pixel-invert", help="the DeepInversion baseline: optimise pixels directly with "
+                                          "the inversion loss and priors (evaluate with `evaluate`)",
+                     epilog="Override any config field with --config.FIELD=VALUE.")
+  p.add_argument("--config", required=True, help="config file, e.g. configs/faithful.py:mnist_pixels")
+  p.add_argument("--workdir", required=True)
   p = sub.add_parser("sample", help="write generated images for requested labels to an .npz")
   p.add_argument("--workdir", required=True, action="append",
                  help="the workdir of a `jaxinv invert` run; repeat to sample several generators "
@@ -241,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "invert": _cmd_invert,
              "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
+_COMMANDS["pixel-invert"] = _cmd_pixel_invert
 
 
 def main(argv=None) -> int:
