@@ -332,7 +332,8 @@ def _validate_faithful(config, need) -> None:
   need(config.classifier_ensemble.impl in ("auto", "vmap", "unrolled"), "classifier_ensemble.impl",
        "one of ('auto', 'vmap', 'unrolled')")
   need(not config.priors.classifier_ensemble or len(config.classifier_ensemble.workdirs) > 0,
-       "classifier_ensemble.workdirs", "at least one classifier workdir when priors.classifier_ensemble > 0")
+       "classifier_ensemble.workdirs",
+       "at least one classifier workdir when priors.classifier_ensemble > 0")
   for workdir in config.classifier_ensemble.workdirs:
     need((Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")

@@ -51,7 +51,8 @@ def feature_statistics_loss(bn_inputs, batch_stats):
   """Sum over batch-norm layers of `statistics_distance` to the running statistics."""
   if not bn_inputs:
     raise ValueError("The feature-statistics prior needs a classifier with batch-norm layers "
-                     "(the MLP has none); set priors.feature_statistics = 0 or invert a CNN/ResNet.")
+                     "(the MLP has none); set priors.feature_statistics = 0 or invert a "
+                     "CNN/ResNet.")
   return sum(statistics_distance(x, *running_statistics(batch_stats, path))
              for path, x in sorted(bn_inputs.items()))
 

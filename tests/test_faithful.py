@@ -23,7 +23,8 @@ def _numpy_statistics_loss(inputs, stats):
     flat = x.reshape(-1, x.shape[-1])
     mean = flat.sum(0) / len(flat)
     var = ((flat - mean) ** 2).sum(0) / len(flat)
-    total += np.sqrt(((mean - stats[name]["mean"]) ** 2).sum()) + np.sqrt(((var - stats[name]["var"]) ** 2).sum())
+    total += np.sqrt(((mean - stats[name]["mean"]) ** 2).sum())
+    total += np.sqrt(((var - stats[name]["var"]) ** 2).sum())
   return total
 
 
@@ -176,3 +177,23 @@ def test_pixel_baseline_runs_and_evaluates_on_a_tiny_config(tmp_path, capsys):
   metrics = json.loads((px / "eval" / "metrics.json").read_text())
   assert metrics["kind"] == "pixel_inversion" and 0.0 <= metrics["target_accuracy"] <= 1.0
   assert len(metrics["target_accuracy_per_class"]) == 10
+
+
+def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
+  from jaxinv.config import load_config
+  from jaxinv.runs import faithful_ablation
+  preset = load_config(str(REPO / "configs" / "faithful.py:fashion_mnist"))
+  validate(preset)
+  assert preset.robustness.flip  # garments may be mirrored
+  preset.priors.total_variation, preset.priors.l2 = 0.5, 0.0
+  rows = faithful_ablation.rows_for(preset)
+  assert rows[0] == "paper" and rows[-2:] == ["all", "pixels"]
+  assert "robustness" in rows and "total_variation" in rows and "l2" not in rows  # what the preset turns on
+  paper = faithful_ablation.row_config(preset, "paper")
+  assert paper.priors.total_variation == 0 and paper.priors.feature_statistics == 0
+  assert paper.robustness.jitter == 0 and not paper.robustness.flip
+  tv = faithful_ablation.row_config(preset, "total_variation")
+  assert tv.priors.total_variation == 0.5 and tv.robustness.jitter == 0 and not tv.robustness.flip
+  assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()
+  with pytest.raises(ValueError, match="Unknown ablation row"):
+    faithful_ablation.row_config(preset, "nope")

@@ -336,6 +336,7 @@ def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int =
       "target_classifier": {"workdir": str(Path(config.init_from).absolute()),
                             "model": target_config.classifier.model, "step": int(classifier_step)},
       "verifier": verifier_record, "num_per_class": int(np.max(np.bincount(gen_labels))), "seed": seed,
+      "num_per_class_requested": num_per_class,
       "closeness_per_class": closeness_per_class, **scalars,
   }
   out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"

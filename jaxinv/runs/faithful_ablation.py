@@ -86,7 +86,9 @@ def run_row(config, row: str, row_dir: Path, verifier_dir, *, num_per_class: int
               "steps": config.pixel.steps}
   else:
     summary_path = row_dir / "summary.json"
-    if not (summary_path.is_file() and json.loads(summary_path.read_text()).get("steps") == config.inversion.steps):
+    finished = summary_path.is_file() and \
+        json.loads(summary_path.read_text()).get("steps") == config.inversion.steps
+    if not finished:
       inversion.run(config, row_dir)
     summary = json.loads(summary_path.read_text())
     timing = {"train_s": summary["train_wall_time_s"],
@@ -94,7 +96,8 @@ def run_row(config, row: str, row_dir: Path, verifier_dir, *, num_per_class: int
               "steps": config.inversion.steps}
   metrics_path = row_dir / "eval" / "metrics.json"
   saved = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-  if saved.get("num_per_class") == num_per_class and saved.get("seed") == seed:
+  evaluated_with = saved.get("num_per_class_requested", saved.get("num_per_class"))
+  if evaluated_with == num_per_class and saved.get("seed") == seed:
     result = saved
   else:
     result = evaluation.run(row_dir, verifier_dir, num_per_class=num_per_class, seed=seed, figures=False,
@@ -102,18 +105,26 @@ def run_row(config, row: str, row_dir: Path, verifier_dir, *, num_per_class: int
   return {"row": row, **timing, **{k: result.get(k) for k in FIELDS}}
 
 
-FIELDS = ("target_accuracy", "target_accuracy_min_class", "verifier_accuracy", "verifier_accuracy_min_class",
-          "generated_within_class_cosine", "real_within_class_cosine", "verifier_generated_within_class_cosine",
-          "verifier_real_within_class_cosine", "knn_precision", "knn_recall", "generated_nn_ssim")
+FIELDS = ("target_accuracy", "target_accuracy_min_class", "verifier_accuracy",
+          "verifier_accuracy_min_class", "generated_within_class_cosine", "real_within_class_cosine",
+          "verifier_generated_within_class_cosine", "verifier_real_within_class_cosine",
+          "knn_precision", "knn_recall", "generated_nn_ssim")
 
 
-def run(preset, workdir, verifier_dir=None, *, rows=None, num_per_class: int = 200, seed: int = 0) -> list[dict]:
+def run(preset, workdir, verifier_dir=None, *, rows=None, num_per_class: int = 200,
+        seed: int = 0) -> list[dict]:
   workdir = Path(workdir)
   table = []
   for row in rows_for(preset, rows):
     log.info("faithful ablation row %s", row)
     table.append(run_row(row_config(preset, row), row, workdir / row, verifier_dir,
                          num_per_class=num_per_class, seed=seed))
+  # Rows run earlier (other --rows) stay in the table, in the order of ROWS.
+  saved = workdir / "faithful_ablation.json"
+  if saved.is_file():
+    done = {r["row"] for r in table}
+    table += [r for r in json.loads(saved.read_text())["rows"] if r["row"] not in done]
+    table.sort(key=lambda r: ROWS.index(r["row"]))
   record = {"dataset": preset.dataset, "classifier": preset.init_from, "verifier": verifier_dir,
             "seed": preset.seed, "eval_seed": seed, "num_per_class": num_per_class, "rows": table}
   workdir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +157,9 @@ def markdown_table(record: dict) -> str:
     first = record["rows"][0]
     real = {"generated_within_class_cosine": first.get("real_within_class_cosine"),
             "verifier_generated_within_class_cosine": first.get("verifier_real_within_class_cosine")}
-    lines.append("| *real test images* | | | | " + " | ".join(_cell(real.get(f)) for _, f in _COLUMNS) + " |")
+    lines.append("| *real test images* | | | | "
+                 + " | ".join(_cell(real.get(f)) for _, f in _COLUMNS) + " |")
   lines.append("")
-  lines.append(f"{record['dataset']}, training seed {record['seed']}, evaluation seed {record['eval_seed']}, "
-               f"{record['num_per_class']} images per class.")
+  lines.append(f"{record['dataset']}, training seed {record['seed']}, evaluation seed "
+               f"{record['eval_seed']}, {record['num_per_class']} images per class.")
   return "\n".join(lines) + "\n"

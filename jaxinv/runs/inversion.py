@@ -198,7 +198,8 @@ def run(config, workdir) -> dict:
   replicated = sharding.replicated(mesh)
   one_step = steps.make_inversion_train_step(
       steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer,
-                                extra_terms=extra_terms, input_transform=transforms.from_config(config)),
+                                extra_terms=extra_terms,
+                                input_transform=transforms.from_config(config)),
       batch_size=inv.batch_size, num_classes=info.num_classes,
       latent_dim=generator.latent_dim, mode=generator.mode,
       batch_sharding=sharding.data_sharded(mesh))
