@@ -192,6 +192,7 @@ def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
   paper = faithful_ablation.row_config(preset, "paper")
   assert paper.priors.total_variation == 0 and paper.priors.feature_statistics == 0
   assert paper.robustness.jitter == 0 and not paper.robustness.flip
+  assert paper.generator.mode == "vector_matrix" and preset.generator.mode == "label" and "mode" in rows
   tv = faithful_ablation.row_config(preset, "total_variation")
   assert tv.priors.total_variation == 0.5 and tv.robustness.jitter == 0 and not tv.robustness.flip
   assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()

@@ -33,8 +33,10 @@ INGREDIENTS = {
     "robustness": ("robustness.jitter", "robustness.scale", "robustness.flip"),
     "classifier_ensemble": ("priors.classifier_ensemble",),
     "upsample": ("generator.upsample",),
+    "mode": ("generator.mode",),
 }
-_OFF = {"generator.upsample": "resize", "robustness.flip": False}
+# The paper's method: vector_matrix conditioning, resize-convolution generator, no flips.
+_OFF = {"generator.upsample": "resize", "generator.mode": "vector_matrix", "robustness.flip": False}
 ROWS = ("paper", *INGREDIENTS, "all", "pixels")
 
 
