@@ -12,6 +12,11 @@ The argument names the dataset, optionally with `,tiny`:
 The multi-classifier term is off here (it needs a second classifier run: add
 --config.priors.classifier_ensemble=1 '--config.classifier_ensemble.workdirs=["DIR"]').
 Weights are ours, chosen from a few short MNIST runs (README, "Faithful inversion").
+
+Expected (600 steps, seed 0, 200 images per class; README "Faithful inversion"):
+mnist: target accuracy 99.8 % (lowest class 99.0 %), MLP verifier 88.4 % (class "1": 0 %),
+within-class cosine 0.89 (real test images 0.71). fashion_mnist: target 100 %, MLP verifier
+99.3 % (lowest class 96.5 %), within-class cosine 0.92 (real 0.69).
 """
 
 from jaxinv.config import default_config

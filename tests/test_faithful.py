@@ -198,3 +198,17 @@ def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
   assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()
   with pytest.raises(ValueError, match="Unknown ablation row"):
     faithful_ablation.row_config(preset, "nope")
+
+
+@pytest.mark.parametrize("arg", ["mnist", "mnist,tiny", "fashion_mnist,tiny"])
+def test_faithful_presets_build_validate_and_document_their_commands(arg):
+  from jaxinv.config import load_config
+  path = REPO / "configs" / "faithful.py"
+  config = load_config(f"{path}:{arg}")
+  validate(config)
+  if arg.endswith("tiny"):
+    assert config.inversion.steps <= 50 and config.classifier.epochs == 1
+  doc = path.read_text()
+  assert all(c in doc for c in ("jaxinv invert", "jaxinv pixel-invert", "jaxinv ablate-priors", "Expected"))
+  with pytest.raises(ValueError, match="needs the dataset"):
+    load_config(str(path))
