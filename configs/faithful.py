@@ -14,8 +14,8 @@ The multi-classifier term is off here (it needs a second classifier run: add
 Weights are ours, chosen from a few short MNIST runs (README, "Faithful inversion").
 
 Expected (600 steps, seed 0, 200 images per class; README "Faithful inversion"):
-mnist: target accuracy 99.8 % (lowest class 99.0 %), MLP verifier 88.4 % (class "1": 0 %),
-within-class cosine 0.89 (real test images 0.71). fashion_mnist: target 100 %, MLP verifier
+mnist: target accuracy 99.9 % (lowest class 99.0 %), MLP verifier 90.9 % (class "1": 9.5 %,
+every other class 100 %), within-class cosine 0.92 (real test images 0.71). fashion_mnist: target 100 %, MLP verifier
 99.3 % (lowest class 96.5 %), within-class cosine 0.92 (real 0.69).
 """
 
@@ -27,8 +27,8 @@ _PRESETS = {
         "inversion.steps": 600,
         # Label conditioning: measured far more recognisable than vector_matrix (README).
         "generator.mode": "label",
-        "priors.total_variation": 0.1,
-        "priors.feature_statistics": 0.1,
+        # TV (0.1) and feature statistics (0.1) measured no help here (verifier 88.4 % with
+        # them, 90.9 % without): robustness is the prior that pays.
         "robustness.jitter": 2.0,
         "robustness.scale": 0.1,
     },
