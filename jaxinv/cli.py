@@ -68,6 +68,12 @@ def _cmd_invert(args, overrides):
                                             "wall_time_s", "process_index") if k in summary}))
 
 
+def _cmd_pixel_invert(args, overrides):
+  from jaxinv.runs import pixel_inversion
+  summary = pixel_inversion.run(_load_config(args.config, overrides), args.workdir)
+  print(json.dumps({k: summary[k] for k in ("images", "final_target_accuracy", "seconds_per_1000_images")}))
+
+
 def _cmd_demo(args, overrides):
   """Classifier + inversion on the embedded digits data: no download."""
   from jaxinv.runs import classifier, inversion
@@ -182,6 +188,14 @@ def _cmd_ablate(args, overrides):
   print((Path(args.workdir) / "ablation.md").read_text(), end="")
 
 
+def _cmd_ablate_priors(args, overrides):
+  from jaxinv.runs import faithful_ablation
+  rows = tuple(args.rows.split(",")) if args.rows else None
+  faithful_ablation.run(_load_config(args.config, overrides), args.workdir, args.verifier, rows=rows,
+                        num_per_class=args.num_per_class, seed=args.seed)
+  print((Path(args.workdir) / "faithful_ablation.md").read_text(), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxinv", description="Network inversion in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None if name == "demo" else argparse.SUPPRESS,
                    required=name != "demo", help="config file, e.g. configs/mnist.py[:tiny]")
     p.add_argument("--workdir", required=True)
+  p = sub.add_parser("pixel-invert", help="the DeepInversion baseline: optimise pixels directly with "
+                                          "the inversion loss and priors (evaluate with `evaluate`)",
+                     epilog="Override any config field with --config.FIELD=VALUE.")
+  p.add_argument("--config", required=True, help="config file, e.g. configs/faithful.py:mnist_pixels")
+  p.add_argument("--workdir", required=True)
   p = sub.add_parser("sample", help="write generated images for requested labels to an .npz")
   p.add_argument("--workdir", required=True, action="append",
                  help="the workdir of a `jaxinv invert` run; repeat to sample several generators "
@@ -236,11 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--modes", default=None, help="comma-separated subset of label,vector,matrix,vector_matrix")
   p.add_argument("--num-per-class", type=int, default=500)
   p.add_argument("--seed", type=int, default=0, help="evaluation seed (training uses config.seed)")
+  p = sub.add_parser("ablate-priors", help="what each faithful-inversion ingredient buys: the paper's "
+                                           "method, + each prior, + all, the pixel baseline",
+                     epilog="Override any config field with --config.FIELD=VALUE.")
+  p.add_argument("--config", required=True, help="a preset with every ingredient on, e.g. "
+                                                  "configs/faithful.py:mnist")
+  p.add_argument("--workdir", required=True, help="one sub-workdir per row is made under it")
+  p.add_argument("--verifier", default=None, help="verifier classifier workdir (configs/verifier.py)")
+  p.add_argument("--rows", default=None, help="comma-separated rows (default: paper, each ingredient "
+                                              "the preset turns on, all, pixels)")
+  p.add_argument("--num-per-class", type=int, default=200)
+  p.add_argument("--seed", type=int, default=0, help="evaluation seed (training uses config.seed)")
   return parser
 
 
 _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "invert": _cmd_invert,
              "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
+_COMMANDS["pixel-invert"] = _cmd_pixel_invert
+_COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 
 def main(argv=None) -> int:

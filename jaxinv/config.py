@@ -90,6 +90,29 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.priors.total_variation = 0.0
   c.priors.l2 = 0.0
   c.priors.pixel_range = 0.0
+  # DeepInversion's prior (jaxinv.feature_stats): batch mean/var of each batch-norm
+  # layer's input pulled towards the classifier's running statistics.
+  c.priors.feature_statistics = 0.0
+  # Multi-classifier inversion (jaxinv.classifier_ensemble): α·KL + β·CE of the
+  # classifiers in classifier_ensemble.workdirs, averaged over them.
+  c.priors.classifier_ensemble = 0.0
+  c.classifier_ensemble = ml_collections.ConfigDict()
+  c.classifier_ensemble.workdirs = ()  # `jaxinv train-classifier` runs of init_from's architecture
+  c.classifier_ensemble.impl = "auto"  # as ensemble.impl
+  # Random small transforms before the classifier (jaxinv.transforms): shift of up to
+  # `jitter` pixels, scale in [1 − scale, 1 + scale], left–right flips (not for digits).
+  c.robustness = ml_collections.ConfigDict()
+  c.robustness.jitter = 0.0
+  c.robustness.scale = 0.0
+  c.robustness.flip = False
+  # The DeepInversion pixel baseline (`jaxinv pixel-invert`, jaxinv.pixel_inversion):
+  # pixels optimised directly with the inversion loss and the priors above.
+  c.pixel = ml_collections.ConfigDict()
+  c.pixel.images_per_class = 2 if tiny else 100
+  c.pixel.batch_size = 10 if tiny else 100  # images optimised together (batch statistics)
+  c.pixel.steps = 5 if tiny else 300
+  c.pixel.learning_rate = 0.05
+  c.pixel.init_std = 0.2  # [ours] pixels start as N(0, init_std²)
 
   # An ensemble: one generator per seed, trained together in one vmapped program.
   # Each other field is empty (every member takes the inversion/generator value) or
@@ -268,6 +291,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
                 "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
+  _validate_faithful(config, need)
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
   need(config.seed >= 0, "seed", "a non-negative integer")
@@ -304,6 +328,29 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
 
 
+def _validate_faithful(config, need) -> None:
+  """The priors, robustness, classifier-ensemble and pixel-baseline fields."""
+  for field in ("priors.feature_statistics", "priors.classifier_ensemble", "robustness.jitter",
+                "robustness.scale"):
+    need(config_get(config, field) >= 0, field, "a non-negative float")
+  need(config.robustness.scale < 1, "robustness.scale", "a fraction below 1 (0.1: ±10 %)")
+  need(isinstance(config.robustness.flip, bool), "robustness.flip", "true or false")
+  need(config.classifier_ensemble.impl in ("auto", "vmap", "unrolled"), "classifier_ensemble.impl",
+       "one of ('auto', 'vmap', 'unrolled')")
+  need(not config.priors.classifier_ensemble or len(config.classifier_ensemble.workdirs) > 0,
+       "classifier_ensemble.workdirs",
+       "at least one classifier workdir when priors.classifier_ensemble > 0")
+  for workdir in config.classifier_ensemble.workdirs:
+    need((Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
+         f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")
+  for field in ("pixel.images_per_class", "pixel.batch_size", "pixel.steps"):
+    need(isinstance(config_get(config, field), int) and config_get(config, field) > 0, field,
+         "a positive integer")
+  need(config.pixel.batch_size >= 2, "pixel.batch_size", "at least 2 (batch statistics, pairwise losses)")
+  for field in ("pixel.learning_rate", "pixel.init_std"):
+    need(config_get(config, field) > 0, field, "a positive float")
+
+
 def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy whose `init_from`/`data_dir` are absolute, so a saved config.json and the
   checkpoint records it names stay valid from any working directory."""
@@ -311,6 +358,8 @@ def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.Con
   for field in ("init_from", "data_dir"):
     if config[field]:
       config[field] = str(Path(config[field]).absolute())
+  config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
+                                              for w in config.classifier_ensemble.workdirs)
   return config
 
 

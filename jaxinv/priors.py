@@ -9,6 +9,8 @@ into `steps.make_inversion_step(..., extra_terms=...)`. Images live in [-1, 1].
 import jax
 import jax.numpy as jnp
 
+from jaxinv import feature_stats
+
 
 def total_variation(image):
   """Squared neighbour differences: mean over vertical pairs + mean over horizontal pairs."""
@@ -35,13 +37,19 @@ def image_prior_term(prior):
   return lambda ctx: jnp.mean(jax.vmap(prior)(ctx.images))
 
 
+# Priors that read more than the images (the classifier's batch-norm inputs and statistics).
+MODEL_PRIORS = {"feature_statistics": feature_stats.feature_statistics_term}
+
+
 def terms_from_config(config) -> tuple[dict, dict]:
-  """`(terms, weights)` for the image priors with a non-zero weight in `config.priors`
+  """`(terms, weights)` for the priors with a non-zero weight in `config.priors`
   (zero-weight terms are left out of the step, so they cost nothing)."""
   terms, weights = {}, {}
-  for name, prior in IMAGE_PRIORS.items():
+  candidates = {**{name: image_prior_term(prior) for name, prior in IMAGE_PRIORS.items()},
+                **MODEL_PRIORS}
+  for name, term in candidates.items():
     weight = float(config.priors.get(name, 0.0))
     if weight:
-      terms[name] = image_prior_term(prior)
+      terms[name] = term
       weights[name] = weight
   return terms, weights

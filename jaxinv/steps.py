@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxinv import conditioning, losses
+from jaxinv import conditioning, feature_stats, losses
 
 LOSS_TERMS = ("kl", "ce", "cosine", "orthogonality")
 
@@ -106,6 +106,10 @@ class TermContext(NamedTuple):
   classifier: nn.Module
   classifier_variables: Any
   key: jnp.ndarray
+  # The batch the classifier saw (after `input_transform`) and the inputs of its
+  # batch-norm layers on it, by layer path (see `jaxinv.feature_stats`).
+  seen: Any = None
+  bn_inputs: Any = None
 
 
 # Named salts for the keys derived from a step's key, so adding a consumer never
@@ -151,14 +155,16 @@ def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
       seen = images
       if input_transform is not None:
         seen = input_transform(images, jax.random.fold_in(key, _TRANSFORM_SALT))
-      logits, aux = classifier.apply(frozen, seen, train=False)
+      # Recording the batch-norm inputs is free when no term reads them (XLA drops them).
+      (logits, aux), bn_inputs = feature_stats.capture_batch_norm_inputs(
+          classifier.apply, frozen, seen, train=False)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)
       term_key = jax.random.fold_in(key, _TERM_SALT)
       for name, term in sorted(extra_terms.items()):
         # Salted by the name (not the position), so adding a term leaves the others' keys.
         ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch, classifier=classifier,
-                          classifier_variables=frozen,
+                          classifier_variables=frozen, seen=seen, bn_inputs=bn_inputs,
                           key=jax.random.fold_in(term_key, zlib.crc32(name.encode()) & 0x7FFFFFFF))
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]

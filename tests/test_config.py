@@ -9,7 +9,8 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
-                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier"}
+                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier",
+                                      "faithful"}
 
 
 def test_verifier_config_names_its_dataset():
@@ -20,7 +21,7 @@ def test_verifier_config_names_its_dataset():
     config_lib.load_config(str(CONFIGS[0].parent / "verifier.py"))
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "verifier"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ("verifier", "faithful")], ids=lambda p: p.stem)
 @pytest.mark.parametrize("variant", ["", ":tiny"])
 def test_every_config_builds_and_validates(path, variant):
   config = config_lib.load_config(f"{path}{variant}")

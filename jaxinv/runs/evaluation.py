@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxinv import data, metrics, plotting, probes, report, sampling
 from jaxinv.runs import classifier as classifier_run
-from jaxinv.runs import inversion
+from jaxinv.runs import inversion, pixel_inversion
 from jaxinv.runs.workdir import batched
 
 EVAL_BATCH = 500
@@ -242,6 +242,9 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   inversion_dir = Path(inversion_dir)
   if num_per_class < 2:
     raise ValueError(f"--num-per-class must be at least 2 (pairwise diversity), got {num_per_class}.")
+  if pixel_inversion.is_pixel_run(inversion_dir):
+    return run_images(inversion_dir, verifier_dir, out_dir=out_dir, num_per_class=num_per_class,
+                      seed=seed, closeness_per_class=closeness_per_class, data_dir=data_dir)
   generator, stacked, rates, config = inversion.restore_generators(inversion_dir)
   if not 0 <= member < len(rates):
     raise ValueError(f"--member {member} is out of range: {inversion_dir} holds {len(rates)} generator(s).")
@@ -297,5 +300,49 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   if tensorboard:
     write_tensorboard(out_dir / "tensorboard", read_records(inversion_dir), scalars, made,
                       int(summary.get("steps") or 0))
+  log.info("evaluation written to %s", out_dir)
+  return result
+
+
+def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 500, seed: int = 0,
+               closeness_per_class: int = 50, data_dir=None) -> dict:
+  """The metrics of `run` for a set of images instead of a generator (the pixel baseline of
+  `jaxinv pixel-invert`): the first `num_per_class` images of each class; no figures."""
+  start = time.perf_counter()
+  run_dir = Path(run_dir)
+  images, labels, config = pixel_inversion.load_images(run_dir)
+  info = data.info(config.dataset)
+  chosen = first_per_class(labels, info.num_classes, num_per_class)
+  gen_images, gen_labels = images[chosen], labels[chosen]
+  target_model, target_vars, target_config, classifier_step = classifier_run.restore(config.init_from)
+  target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
+  verifier, verifier_record = None, None
+  if verifier_dir is not None:
+    v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
+    verifier = (classify_fn(v_model, "penultimate"), v_vars)
+    verifier_record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
+                       "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
+  data_dir = data_dir or config.data_dir or None
+  real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
+  train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
+  scalars, _ = compute_metrics(
+      gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes, target=target,
+      verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,
+      closeness_per_class=closeness_per_class)
+  summary = _summary(run_dir)
+  result = {
+      "inversion_dir": str(run_dir.absolute()), "dataset": config.dataset, "kind": "pixel_inversion",
+      "generator_steps": summary.get("steps"), "pixel_steps": summary.get("steps"),
+      "target_classifier": {"workdir": str(Path(config.init_from).absolute()),
+                            "model": target_config.classifier.model, "step": int(classifier_step)},
+      "verifier": verifier_record, "num_per_class": int(np.max(np.bincount(gen_labels))), "seed": seed,
+      "num_per_class_requested": num_per_class,
+      "closeness_per_class": closeness_per_class, **scalars,
+  }
+  out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"
+  out_dir.mkdir(parents=True, exist_ok=True)
+  result["wall_time_s"] = round(time.perf_counter() - start, 2)
+  (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+  (out_dir / "report.html").write_text(report_html(result, info.class_names, []))
   log.info("evaluation written to %s", out_dir)
   return result

@@ -12,7 +12,8 @@ import numpy as np
 import optax
 
 from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, rng, sampling,
-                    sharding, steps)
+                    sharding, steps, transforms)
+from jaxinv import classifier_ensemble
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
@@ -114,7 +115,27 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 def inversion_terms(config) -> tuple[dict, dict]:
   """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
   gives a non-zero weight."""
-  return priors.terms_from_config(config)
+  terms, weights = priors.terms_from_config(config)
+  terms, weights = _add_classifier_ensemble(config, terms, weights)
+  return terms, weights
+
+
+def _add_classifier_ensemble(config, terms: dict, weights: dict) -> tuple[dict, dict]:
+  """The multi-classifier term: the classifiers in `classifier_ensemble.workdirs`, stacked."""
+  weight = float(config.priors.classifier_ensemble)
+  if not weight:
+    return terms, weights
+  restored = [classifier_run.restore(w) for w in config.classifier_ensemble.workdirs]
+  model = restored[0][0]
+  if any(r[0] != model for r in restored):
+    raise ValueError("classifier_ensemble.workdirs must hold classifiers of one architecture (they "
+                     "are stacked and vmapped); train the others with other seeds only.")
+  stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
+  inv = config.inversion
+  terms = {**terms, "classifier_ensemble": classifier_ensemble.make_term(
+      model, stacked, alpha=inv.alpha, beta=inv.beta,
+      impl=classifier_ensemble.resolve_impl(config.classifier_ensemble.impl))}
+  return terms, {**weights, "classifier_ensemble": weight}
 
 
 def initial_state_fn(config, generator, tx):
@@ -177,7 +198,8 @@ def run(config, workdir) -> dict:
   replicated = sharding.replicated(mesh)
   one_step = steps.make_inversion_train_step(
       steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer,
-                                extra_terms=extra_terms),
+                                extra_terms=extra_terms,
+                                input_transform=transforms.from_config(config)),
       batch_size=inv.batch_size, num_classes=info.num_classes,
       latent_dim=generator.latent_dim, mode=generator.mode,
       batch_sharding=sharding.data_sharded(mesh))

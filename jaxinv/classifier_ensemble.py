@@ -1,0 +1,51 @@
+"""Multi-classifier inversion: the generator's images must also be accepted by other
+classifiers of the same architecture (other seeds), so it cannot fit one model's
+blind spots. The members' variables are stacked on a leading axis and the members
+run vmapped ("vmap") or one after another in the same program ("unrolled": on
+XLA:CPU vmapped convolutions are much slower than unbatched ones, see
+`config.ensemble.impl`).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxinv import losses
+
+
+def stack_variables(variables_list):
+  """One tree with a leading member axis from a list of same-shaped variable trees."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *variables_list)
+
+
+def member_logits(model, stacked, images, impl: str = "vmap"):
+  """`[M, B, K]` logits of every member on the same images (inference mode)."""
+  apply = lambda variables: model.apply(variables, images, train=False)[0]
+  if impl == "vmap":
+    return jax.vmap(apply)(stacked)
+  count = jax.tree.leaves(stacked)[0].shape[0]
+  return jnp.stack([apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)])
+
+
+def ensemble_loss(logits, p, y, alpha: float, beta: float):
+  """Mean over members of α·KL(p ‖ q_m) + β·CE(q_m, y), each averaged over the batch."""
+  kl = jax.vmap(jax.vmap(losses.kl_divergence), in_axes=(None, 0))(p, logits)
+  ce = jax.vmap(jax.vmap(losses.cross_entropy), in_axes=(0, None))(logits, y)
+  return alpha * jnp.mean(kl) + beta * jnp.mean(ce)
+
+
+def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap"):
+  """`TermContext -> scalar`: `ensemble_loss` of the members on the batch the inverted
+  classifier saw (same input transform)."""
+  frozen = jax.lax.stop_gradient(stacked)
+
+  def term(ctx):
+    logits = member_logits(model, frozen, ctx.seen, impl)
+    return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta)
+
+  return term
+
+
+def resolve_impl(impl: str) -> str:
+  if impl == "auto":
+    return "unrolled" if jax.default_backend() == "cpu" else "vmap"
+  return impl

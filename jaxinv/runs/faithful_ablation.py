@@ -1,0 +1,167 @@
+"""What each faithful-inversion ingredient buys: `run(config, workdir, verifier_dir, rows)`.
+
+`config` is a preset with every ingredient on (configs/faithful.py). Each row
+starts from it with every ingredient off (the paper's method) and turns one back
+on; "all" keeps them all; "pixels" is the DeepInversion pixel baseline with all
+of them. Every row is a normal workdir `WORKDIR/<row>/` (a rerun resumes or skips
+it), evaluated into its `eval/` with the same metrics, verifier and seed; the
+table goes to `WORKDIR/faithful_ablation.md` / `.json`, with the time per 1 000
+images of each row (generators: training time and the time to sample 1 000).
+"""
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+
+from jaxinv import config as config_lib
+from jaxinv import data, sampling
+from jaxinv.runs import evaluation, inversion, pixel_inversion
+
+log = logging.getLogger(__name__)
+
+# Row name → the config fields it turns back on (from the preset).
+INGREDIENTS = {
+    "total_variation": ("priors.total_variation",),
+    "l2": ("priors.l2",),
+    "pixel_range": ("priors.pixel_range",),
+    "feature_statistics": ("priors.feature_statistics",),
+    "robustness": ("robustness.jitter", "robustness.scale", "robustness.flip"),
+    "classifier_ensemble": ("priors.classifier_ensemble",),
+    "upsample": ("generator.upsample",),
+    "mode": ("generator.mode",),
+}
+# The paper's method: vector_matrix conditioning, resize-convolution generator, no flips.
+_OFF = {"generator.upsample": "resize", "generator.mode": "vector_matrix", "robustness.flip": False}
+ROWS = ("paper", *INGREDIENTS, "all", "pixels")
+
+
+def _set(config, dotted: str, value) -> None:
+  section, name = dotted.split(".")
+  config[section][name] = value
+
+
+def _ingredient_on(preset, name: str) -> bool:
+  return any(config_lib.config_get(preset, f) != _OFF.get(f, 0.0) for f in INGREDIENTS[name])
+
+
+def row_config(preset, row: str) -> ml_collections.ConfigDict:
+  if row not in ROWS:
+    raise ValueError(f"Unknown ablation row {row!r}; choose among {ROWS}.")
+  config = ml_collections.ConfigDict(preset.to_dict())
+  if row not in ("all", "pixels"):
+    for name, fields in INGREDIENTS.items():
+      if name != row:
+        for f in fields:
+          _set(config, f, _OFF.get(f, 0.0))
+  config_lib.validate(config)
+  return config
+
+
+def rows_for(preset, rows=None) -> list[str]:
+  """The requested rows, or: paper, each ingredient the preset turns on, all, pixels."""
+  if rows:
+    return list(rows)
+  return ["paper", *[n for n in INGREDIENTS if _ingredient_on(preset, n)], "all", "pixels"]
+
+
+def _sampling_seconds_per_1000(row_dir: Path) -> float:
+  generator, variables, config = inversion.restore(row_dir)
+  labels = sampling.labels_for(100, range(data.info(config.dataset).num_classes))
+  key = jax.random.key(0)
+  sampling.sample(generator, variables, labels[:500], key)  # compile
+  began = time.perf_counter()
+  sampling.sample(generator, variables, labels, key)
+  return (time.perf_counter() - began) * 1000.0 / len(labels)
+
+
+def run_row(config, row: str, row_dir: Path, verifier_dir, *, num_per_class: int, seed: int) -> dict:
+  if row == "pixels":
+    if not (row_dir / "images.npz").is_file():
+      pixel_inversion.run(config, row_dir)
+    summary = json.loads((row_dir / "summary.json").read_text())
+    timing = {"train_s": None, "seconds_per_1000_images": summary["seconds_per_1000_images"],
+              "steps": config.pixel.steps}
+  else:
+    summary_path = row_dir / "summary.json"
+    finished = summary_path.is_file() and \
+        json.loads(summary_path.read_text()).get("steps") == config.inversion.steps
+    if not finished:
+      inversion.run(config, row_dir)
+    summary = json.loads(summary_path.read_text())
+    timing = {"train_s": summary["train_wall_time_s"],
+              "seconds_per_1000_images": round(_sampling_seconds_per_1000(row_dir), 3),
+              "steps": config.inversion.steps}
+  metrics_path = row_dir / "eval" / "metrics.json"
+  saved = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+  evaluated_with = saved.get("num_per_class_requested", saved.get("num_per_class"))
+  if evaluated_with == num_per_class and saved.get("seed") == seed:
+    result = saved
+  else:
+    result = evaluation.run(row_dir, verifier_dir, num_per_class=num_per_class, seed=seed, figures=False,
+                            tensorboard=False)
+  return {"row": row, **timing, **{k: result.get(k) for k in FIELDS}}
+
+
+FIELDS = ("target_accuracy", "target_accuracy_min_class", "verifier_accuracy",
+          "verifier_accuracy_min_class", "generated_within_class_cosine", "real_within_class_cosine",
+          "verifier_generated_within_class_cosine", "verifier_real_within_class_cosine",
+          "knn_precision", "knn_recall", "generated_nn_ssim")
+
+
+def run(preset, workdir, verifier_dir=None, *, rows=None, num_per_class: int = 200,
+        seed: int = 0) -> list[dict]:
+  workdir = Path(workdir)
+  table = []
+  for row in rows_for(preset, rows):
+    log.info("faithful ablation row %s", row)
+    table.append(run_row(row_config(preset, row), row, workdir / row, verifier_dir,
+                         num_per_class=num_per_class, seed=seed))
+  # Rows run earlier (other --rows) stay in the table, in the order of ROWS.
+  saved = workdir / "faithful_ablation.json"
+  if saved.is_file():
+    done = {r["row"] for r in table}
+    table += [r for r in json.loads(saved.read_text())["rows"] if r["row"] not in done]
+    table.sort(key=lambda r: ROWS.index(r["row"]))
+  record = {"dataset": preset.dataset, "classifier": preset.init_from, "verifier": verifier_dir,
+            "seed": preset.seed, "eval_seed": seed, "num_per_class": num_per_class, "rows": table}
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "faithful_ablation.json").write_text(json.dumps(record, indent=2) + "\n")
+  (workdir / "faithful_ablation.md").write_text(markdown_table(record))
+  return table
+
+
+_COLUMNS = (("target acc", "target_accuracy"), ("target min class", "target_accuracy_min_class"),
+            ("verifier acc", "verifier_accuracy"), ("verifier min class", "verifier_accuracy_min_class"),
+            ("cos target ↓", "generated_within_class_cosine"),
+            ("cos verifier ↓", "verifier_generated_within_class_cosine"),
+            ("k-NN prec", "knn_precision"), ("k-NN recall", "knn_recall"), ("NN SSIM", "generated_nn_ssim"))
+
+
+def _cell(value, digits: int = 3) -> str:
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return "–"
+  return f"{value:.{digits}f}"
+
+
+def markdown_table(record: dict) -> str:
+  lines = ["| row | steps | train s | s / 1 000 images | " + " | ".join(c for c, _ in _COLUMNS) + " |",
+           "|---|---:|---:|---:|" + "---:|" * len(_COLUMNS)]
+  for row in record["rows"]:
+    lines.append(f"| {row['row']} | {row['steps']} | {_cell(row['train_s'], 1)} | "
+                 f"{_cell(row['seconds_per_1000_images'], 2)} | "
+                 + " | ".join(_cell(row.get(f)) for _, f in _COLUMNS) + " |")
+  if record["rows"]:
+    first = record["rows"][0]
+    real = {"generated_within_class_cosine": first.get("real_within_class_cosine"),
+            "verifier_generated_within_class_cosine": first.get("verifier_real_within_class_cosine")}
+    lines.append("| *real test images* | | | | "
+                 + " | ".join(_cell(real.get(f)) for _, f in _COLUMNS) + " |")
+  lines.append("")
+  lines.append(f"{record['dataset']}, training seed {record['seed']}, evaluation seed "
+               f"{record['eval_seed']}, {record['num_per_class']} images per class.")
+  return "\n".join(lines) + "\n"

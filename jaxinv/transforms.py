@@ -1,0 +1,50 @@
+"""Random small input transforms applied between generator (or pixels) and classifier,
+inside the jitted step: an image the classifier accepts only at one exact position,
+size or orientation is an adversarial pattern, not a digit (DeepInversion's jitter
+and flips; method notes §7).
+
+Each image gets its own draw from the step's key, so a step is a function of its key.
+Images live in [-1, 1] with a background of −1; pixels moved in from outside the
+frame are background.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def random_affine(image, key, *, jitter: float, scale: float, flip: bool):
+  """One `[H, W, C]` image shifted by up to `jitter` pixels in each direction, scaled by a
+  factor in [1 − scale, 1 + scale] about its centre (bilinear) and, if `flip`, mirrored
+  left–right with probability ½."""
+  k_scale, k_shift, k_flip = jax.random.split(key, 3)
+  size = jnp.array(image.shape[:2], jnp.float32)
+  factor = jax.random.uniform(k_scale, (), minval=1.0 - scale, maxval=1.0 + scale)
+  shift = jax.random.uniform(k_shift, (2,), minval=-jitter, maxval=jitter)
+  # scale_and_translate maps input coordinate u to factor·u + translation: keep the centre.
+  translation = (1.0 - factor) * size / 2.0 + shift
+  # Shifted by +1 so that the zeros scale_and_translate fills in become background (−1).
+  out = jax.image.scale_and_translate(image + 1.0, image.shape, (0, 1), jnp.stack([factor, factor]),
+                                      translation, method="linear", antialias=False) - 1.0
+  if flip:
+    out = jnp.where(jax.random.bernoulli(k_flip), out[:, ::-1, :], out)
+  return out
+
+
+def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool = False):
+  """`(images [B,H,W,C], key) -> images` with one `random_affine` draw per image, or None
+  when every setting is off (the step then skips the transform)."""
+  if not jitter and not scale and not flip:
+    return None
+
+  def transform(images, key):
+    keys = jax.random.split(key, images.shape[0])
+    return jax.vmap(lambda x, k: random_affine(x, k, jitter=jitter, scale=scale, flip=flip))(
+        images, keys)
+
+  return transform
+
+
+def from_config(config):
+  """The input transform that `config.robustness` describes (None: none)."""
+  r = config.robustness
+  return make_input_transform(jitter=float(r.jitter), scale=float(r.scale), flip=bool(r.flip))

@@ -1,0 +1,214 @@
+"""Faithful-inversion ingredients: feature-statistics prior, input transforms,
+multi-classifier term, the pixel baseline (issue 9)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, priors, steps, transforms
+from jaxinv.config import default_config, validate
+from jaxinv.models import classifiers
+from tests.test_steps import K, NZ, SHAPE, _inversion_setup
+
+DIGITS_TINY = str(REPO / "configs" / "digits.py:tiny")
+
+
+def _numpy_statistics_loss(inputs, stats):
+  total = 0.0
+  for name, x in inputs.items():
+    flat = x.reshape(-1, x.shape[-1])
+    mean = flat.sum(0) / len(flat)
+    var = ((flat - mean) ** 2).sum(0) / len(flat)
+    total += np.sqrt(((mean - stats[name]["mean"]) ** 2).sum())
+    total += np.sqrt(((var - stats[name]["var"]) ** 2).sum())
+  return total
+
+
+def test_feature_statistics_loss_matches_numpy():
+  rng = np.random.default_rng(0)
+  inputs = {("a",): rng.normal(size=(3, 4, 4, 2)), ("b",): rng.normal(1.0, 2.0, size=(3, 2, 2, 5))}
+  stats = {"a": {"mean": rng.normal(size=2), "var": rng.uniform(0.5, 2, size=2)},
+           "b": {"mean": rng.normal(size=5), "var": rng.uniform(0.5, 2, size=5)}}
+  got = feature_stats.feature_statistics_loss({k: jnp.asarray(v) for k, v in inputs.items()}, stats)
+  np.testing.assert_allclose(got, _numpy_statistics_loss({k[0]: v for k, v in inputs.items()}, stats),
+                             rtol=1e-5)
+
+
+def test_batch_norm_prior_reads_each_layers_input_and_statistics():
+  model = classifiers.PaperCNN(K, channels=(3, 4), dense_width=8)
+  x = jax.random.uniform(jax.random.key(1), (6, *SHAPE), minval=-1, maxval=1)
+  variables = model.init(jax.random.key(0), x[:1])
+  (_, _), inputs = feature_stats.capture_batch_norm_inputs(model.apply, variables, x, train=False)
+  assert sorted(inputs) == [("bn0",), ("bn1",)]
+  # bn0's input is conv0's output on the images (the conv has no bias).
+  conv0 = jax.lax.conv_general_dilated(x, variables["params"]["conv0"]["kernel"], (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(inputs[("bn0",)], conv0, atol=1e-5)
+  assert inputs[("bn1",)].shape[-1] == 4
+  # Running statistics equal to the batch's: zero loss. Move one channel of bn1's stored
+  # mean by 0.5 and one of bn0's variances by 0.25: the loss is exactly 0.5 + 0.25.
+  matched = {name[0]: dict(zip(("mean", "var"), feature_stats.layer_statistics(x_in)))
+             for name, x_in in inputs.items()}
+  ctx = lambda stats: steps.TermContext(images=x, logits=None, aux=None, batch=None, classifier=model,
+                                        classifier_variables={"params": variables["params"],
+                                                              "batch_stats": stats},
+                                        key=None, seen=x, bn_inputs=inputs)
+  assert float(feature_stats.feature_statistics_term(ctx(matched))) < 1e-5
+  moved = jax.tree.map(lambda v: v, matched)
+  moved["bn1"]["mean"] = moved["bn1"]["mean"].at[2].add(0.5)
+  moved["bn0"]["var"] = moved["bn0"]["var"].at[0].add(0.25)
+  np.testing.assert_allclose(feature_stats.feature_statistics_term(ctx(moved)), 0.75, rtol=1e-4)
+
+
+def test_feature_statistics_prior_needs_batch_norm():
+  with pytest.raises(ValueError, match="batch-norm"):
+    feature_stats.feature_statistics_loss({}, {})
+
+
+def test_feature_statistics_term_in_the_inversion_step():
+  gen, classifier, tx, state = _inversion_setup()
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  config = default_config("digits")
+  config.priors.feature_statistics = 0.1
+  terms, weights = priors.terms_from_config(config)
+  assert list(terms) == ["feature_statistics"]
+  step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms=terms))
+  weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, **weights))
+  new, m = step(weighted, batch, jax.random.key(3))
+  assert float(m["loss_feature_statistics"]) > 0 and np.isfinite(float(m["grad_norm"]))
+
+
+def test_transforms_are_deterministic_and_change_the_image():
+  image = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 12, 12, 1)), jnp.float32)
+  assert transforms.make_input_transform() is None
+  shift = transforms.make_input_transform(jitter=2.0, scale=0.1)
+  a, b = shift(image, jax.random.key(1)), shift(image, jax.random.key(1))
+  np.testing.assert_array_equal(a, b)
+  assert not np.allclose(a, image)
+  assert not np.allclose(a, shift(image, jax.random.key(2)))
+  # No shift, no scaling: the identity.
+  same = transforms.random_affine(image[0], jax.random.key(3), jitter=0.0, scale=0.0, flip=False)
+  np.testing.assert_allclose(same, image[0], atol=1e-5)
+  # Flips only: each image is itself or its mirror, and across keys both happen.
+  flip = transforms.make_input_transform(flip=True)
+  seen = set()
+  for k in range(8):
+    out = np.asarray(flip(image, jax.random.key(k)))
+    for i in range(2):
+      mirrored = np.allclose(out[i], image[i, :, ::-1], atol=1e-5)
+      assert mirrored or np.allclose(out[i], image[i], atol=1e-5)
+      seen.add(mirrored)
+  assert seen == {True, False}
+  # Pixels moved in from outside the frame are background (−1).
+  blank = transforms.random_affine(jnp.full((8, 8, 1), -1.0), jax.random.key(4), jitter=3.0, scale=0.2,
+                                   flip=False)
+  np.testing.assert_allclose(blank, -1.0, atol=1e-5)
+
+
+def test_classifier_ensemble_matches_numpy_and_both_implementations():
+  model = classifiers.PaperCNN(K, channels=(3, 4), dense_width=8)
+  x = jax.random.uniform(jax.random.key(1), (4, *SHAPE), minval=-1, maxval=1)
+  stacked = classifier_ensemble.stack_variables(
+      [model.init(jax.random.key(s), x[:1]) for s in (0, 1, 2)])
+  vmapped = classifier_ensemble.member_logits(model, stacked, x, "vmap")
+  unrolled = classifier_ensemble.member_logits(model, stacked, x, "unrolled")
+  assert vmapped.shape == (3, 4, K)
+  np.testing.assert_allclose(vmapped, unrolled, atol=1e-5)
+  p = jax.nn.softmax(jax.random.normal(jax.random.key(2), (4, K)))
+  y = jnp.array([0, 3, 5, 9])
+  logits = np.asarray(vmapped, np.float64)
+  log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  kl = np.mean(np.sum(np.asarray(p) * (np.log(np.asarray(p)) - log_q), -1))
+  ce = np.mean(-log_q[:, np.arange(4), np.asarray(y)])
+  np.testing.assert_allclose(classifier_ensemble.ensemble_loss(vmapped, p, y, 1.0, 4.0), kl + 4 * ce,
+                             rtol=1e-4)
+
+
+def test_multi_classifier_term_in_the_inversion_step():
+  gen, classifier, tx, state = _inversion_setup()
+  members = classifier_ensemble.stack_variables(
+      [classifier.init(jax.random.key(s), jnp.zeros((1, *SHAPE))) for s in (7, 8)])
+  term = classifier_ensemble.make_term(classifier, members, alpha=1.0, beta=4.0, impl="unrolled")
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms={"classifier_ensemble": term},
+                                           input_transform=transforms.make_input_transform(jitter=1.0)))
+  weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, classifier_ensemble=1.0))
+  _, m = step(weighted, batch, jax.random.key(3))
+  assert float(m["loss_classifier_ensemble"]) > 0 and np.isfinite(float(m["loss"]))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("robustness.scale", 1.5, "robustness.scale"),
+    ("priors.feature_statistics", -1.0, "priors.feature_statistics"),
+    ("priors.classifier_ensemble", 1.0, "classifier_ensemble.workdirs"),
+    ("pixel.batch_size", 1, "pixel.batch_size"),
+])
+def test_bad_faithful_fields_are_named(field, value, match):
+  config = default_config("digits")
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=match):
+    validate(config)
+
+
+def test_pixel_baseline_runs_and_evaluates_on_a_tiny_config(tmp_path, capsys):
+  cls, px = tmp_path / "cls", tmp_path / "px"
+  assert cli.main(["train-classifier", "--config", DIGITS_TINY, "--workdir", str(cls)]) == 0
+  args = ["pixel-invert", "--config", DIGITS_TINY, "--workdir", str(px), f"--config.init_from={cls}",
+          "--config.priors.feature_statistics=0.05", "--config.priors.total_variation=0.1",
+          "--config.robustness.jitter=1.0"]
+  assert cli.main(args) == 0
+  summary = json.loads((px / "summary.json").read_text())
+  assert summary["images"] == 20 and summary["seconds_per_1000_images"] > 0
+  with np.load(px / "images.npz") as f:
+    assert f["images"].shape == (20, *data.info("digits").image_shape) and np.abs(f["images"]).max() <= 1.0
+    assert sorted(np.bincount(f["labels"])) == [2] * 10
+  batches = sorted((px / "batches").glob("*.npz"))
+  assert len(batches) == 2
+  mtime = batches[0].stat().st_mtime
+  assert cli.main(args) == 0  # a rerun reuses the finished batches
+  assert batches[0].stat().st_mtime == mtime
+  capsys.readouterr()
+  assert cli.main(["evaluate", "--workdir", str(px), "--num-per-class", "2", "--no-figures"]) == 0
+  metrics = json.loads((px / "eval" / "metrics.json").read_text())
+  assert metrics["kind"] == "pixel_inversion" and 0.0 <= metrics["target_accuracy"] <= 1.0
+  assert len(metrics["target_accuracy_per_class"]) == 10
+
+
+def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
+  from jaxinv.config import load_config
+  from jaxinv.runs import faithful_ablation
+  preset = load_config(str(REPO / "configs" / "faithful.py:fashion_mnist"))
+  validate(preset)
+  assert preset.robustness.flip  # garments may be mirrored
+  preset.priors.total_variation, preset.priors.l2 = 0.5, 0.0
+  rows = faithful_ablation.rows_for(preset)
+  assert rows[0] == "paper" and rows[-2:] == ["all", "pixels"]
+  assert "robustness" in rows and "total_variation" in rows and "l2" not in rows  # what the preset turns on
+  paper = faithful_ablation.row_config(preset, "paper")
+  assert paper.priors.total_variation == 0 and paper.priors.feature_statistics == 0
+  assert paper.robustness.jitter == 0 and not paper.robustness.flip
+  assert paper.generator.mode == "vector_matrix" and preset.generator.mode == "label" and "mode" in rows
+  tv = faithful_ablation.row_config(preset, "total_variation")
+  assert tv.priors.total_variation == 0.5 and tv.robustness.jitter == 0 and not tv.robustness.flip
+  assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()
+  with pytest.raises(ValueError, match="Unknown ablation row"):
+    faithful_ablation.row_config(preset, "nope")
+
+
+@pytest.mark.parametrize("arg", ["mnist", "mnist,tiny", "fashion_mnist,tiny"])
+def test_faithful_presets_build_validate_and_document_their_commands(arg):
+  from jaxinv.config import load_config
+  path = REPO / "configs" / "faithful.py"
+  config = load_config(f"{path}:{arg}")
+  validate(config)
+  if arg.endswith("tiny"):
+    assert config.inversion.steps <= 50 and config.classifier.epochs == 1
+  doc = path.read_text()
+  assert all(c in doc for c in ("jaxinv invert", "jaxinv pixel-invert", "jaxinv ablate-priors", "Expected"))
+  with pytest.raises(ValueError, match="needs the dataset"):
+    load_config(str(path))
