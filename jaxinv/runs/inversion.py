@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, rng, sampling,
-                    sharding, steps)
+from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, reconstruction,
+                    rng, sampling, sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
@@ -113,8 +113,10 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 
 def inversion_terms(config) -> tuple[dict, dict]:
   """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
-  gives a non-zero weight."""
-  return priors.terms_from_config(config)
+  gives a non-zero weight: image priors and reconstruction terms."""
+  terms, weights = priors.terms_from_config(config)
+  more_terms, more_weights = reconstruction.terms_from_config(config)
+  return {**terms, **more_terms}, {**weights, **more_weights}
 
 
 def initial_state_fn(config, generator, tx):
