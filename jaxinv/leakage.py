@@ -162,3 +162,19 @@ def leakage_summary(images, labels, train_images, train_labels, threshold: float
       "best_ssim": best, "best_index": best_index,
       "match_rows": rows, "match_cols": cols, "match_scores": scores,
   }
+
+
+def membership_gap(images, labels, members, member_labels, nonmembers, nonmember_labels,
+                   candidates: int = 0) -> dict:
+  """Do the images resemble the training images more than equally many images the classifier
+  never saw? Best same-class SSIM against `members` and against `nonmembers` (sets of the same
+  size and class mix), their mean difference, and the share of images closer to a member.
+  A reconstruction attack that recovers training data gives a clearly positive gap; images
+  that merely look like the data distribution give a gap near 0."""
+  to_members, _ = best_same_class(same_class_ssim(images, labels, members, member_labels, candidates))
+  to_nonmembers, _ = best_same_class(
+      same_class_ssim(images, labels, nonmembers, nonmember_labels, candidates))
+  return {"mean_best_ssim_members": float(np.mean(to_members)),
+          "mean_best_ssim_nonmembers": float(np.mean(to_nonmembers)),
+          "gap": float(np.mean(to_members - to_nonmembers)),
+          "share_closer_to_members": float(np.mean(to_members > to_nonmembers))}

@@ -71,3 +71,13 @@ def test_stratified_subsets_are_seeded_and_balanced():
   np.testing.assert_array_equal(subsets.select(labels, 0, "stratified"), np.arange(200))
   with pytest.raises(ValueError, match="subset_selection"):
     subsets.select(labels, 5, "random")
+
+
+def test_membership_gap_is_positive_for_copies_of_members_only():
+  members, nonmembers = _images(4, 5), _images(4, 6)
+  labels = np.array([0, 0, 1, 1])
+  copies = leakage.membership_gap(members[[0, 2]], labels[[0, 2]], members, labels, nonmembers, labels)
+  assert copies["gap"] > 0.5 and copies["share_closer_to_members"] == 1.0
+  assert copies["mean_best_ssim_members"] == pytest.approx(1.0, abs=1e-5)
+  fresh = leakage.membership_gap(_images(2, 7), labels[[0, 2]], members, labels, nonmembers, labels)
+  assert abs(fresh["gap"]) < 0.1  # noise is no closer to either set
