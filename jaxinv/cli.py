@@ -9,6 +9,8 @@
     jaxinv ood score --workdir DIR --images FILE.npz --out FILE.npz
     jaxinv evaluate --workdir INV_DIR [--verifier CLASSIFIER_DIR] [--out DIR] [--num-per-class 500]
     jaxinv ablate --config configs/mnist.py --workdir DIR --config.init_from=CLASSIFIER_DIR [--verifier DIR]
+    jaxinv reconstruct --config configs/reconstruct.py:mnist,cnn,1000 --workdir DIR [--config.FIELD=VALUE ...]
+    jaxinv reconstruct-table --workdir DIR [--workdir DIR2 ...] [--out FILE.md]
 
 Exit status: 0 done; 2 bad input or a stopped run (the message says which and
 what to do); 3 a non-finite loss stopped training; 75 stopped by SIGTERM/SIGINT
@@ -196,6 +198,30 @@ def _cmd_ablate_priors(args, overrides):
   print((Path(args.workdir) / "faithful_ablation.md").read_text(), end="")
 
 
+def _cmd_reconstruct(args, overrides):
+  from jaxinv.runs import reconstruction
+  audit = reconstruction.run(_load_config(args.config, overrides), args.workdir)
+  print(reconstruction.markdown_table([audit]), end="")
+  print(f"audit: {Path(args.workdir) / 'audit.json'}; figure: {Path(args.workdir) / 'best_matches.png'}")
+
+
+def _cmd_reconstruct_table(args, overrides):
+  from jaxinv.runs import reconstruction
+  if overrides:
+    raise SystemExit(f"error: reconstruct-table takes no --config.* overrides (got {sorted(overrides)})")
+  audits = []
+  for workdir in args.workdir:
+    path = Path(workdir) / "audit.json"
+    if not path.is_file():
+      raise FileNotFoundError(f"{workdir} has no audit.json: expected the workdir of a finished "
+                              "`jaxinv reconstruct` run.")
+    audits.append(json.loads(path.read_text()))
+  table = reconstruction.markdown_table(audits)
+  if args.out:
+    Path(args.out).write_text(table)
+  print(table, end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxinv", description="Network inversion in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -266,11 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
                                               "the preset turns on, all, pixels)")
   p.add_argument("--num-per-class", type=int, default=200)
   p.add_argument("--seed", type=int, default=0, help="evaluation seed (training uses config.seed)")
+  p = sub.add_parser("reconstruct", help="training-like data reconstruction (TLDR) and its privacy "
+                                         "audit against the classifier's training images",
+                     epilog="Override any config field with --config.FIELD=VALUE.")
+  p.add_argument("--config", required=True, help="config file, e.g. configs/reconstruct.py:mnist,cnn,1000")
+  p.add_argument("--workdir", required=True)
+  p = sub.add_parser("reconstruct-table", help="a markdown table of finished `jaxinv reconstruct` runs")
+  p.add_argument("--workdir", required=True, action="append", help="a reconstruct workdir; repeat")
+  p.add_argument("--out", default=None, help="also write the table to this file")
   return parser
 
 
 _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "invert": _cmd_invert,
-             "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate}
+             "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate,
+             "reconstruct": _cmd_reconstruct, "reconstruct-table": _cmd_reconstruct_table}
 _COMMANDS["pixel-invert"] = _cmd_pixel_invert
 _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 

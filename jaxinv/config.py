@@ -42,6 +42,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.distributed = False  # multi-process run: see jaxinv/distributed.py (or JAXINV_DISTRIBUTED=1)
   c.init_from = ""  # inversion: the classifier run's workdir
   c.max_train_examples = 512 if tiny else 0  # 0: the whole split
+  # Which max_train_examples images: "first" (the split's first N) or "stratified" (N/K per
+  # class, drawn with subset_seed); the classifier run saves the indices (train_indices.npy).
+  c.subset_selection = "first"
+  c.subset_seed = 0
 
   c.classifier = ml_collections.ConfigDict()
   c.classifier.model = d["model"]
@@ -56,6 +60,8 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # 1 and N devices within 1e-5 of each other and does not change training.
   c.classifier.adam_eps = 1e-6
   c.classifier.log_every = 10 if tiny else 100
+  c.classifier.steps = 0  # > 0: train this many steps instead of `epochs` (small subsets)
+  c.classifier.mlp_batch_norm = False  # batch norm after each hidden dense layer of the MLP
 
   c.generator = ml_collections.ConfigDict()
   c.generator.mode = "vector_matrix"
@@ -114,6 +120,24 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.pixel.learning_rate = 0.05
   c.pixel.init_std = 0.2  # [ours] pixels start as N(0, init_std²)
 
+  # Training-like data reconstruction (`jaxinv reconstruct`, method notes §7, jaxinv.reconstruction):
+  # weights of the extra terms (0 leaves a term out) and the audit's settings.
+  c.reconstruction = ml_collections.ConfigDict()
+  c.reconstruction.kl_perturbed = 0.0  # α′: KL(p ‖ q) on x + ε
+  c.reconstruction.ce_perturbed = 0.0  # β′: CE(q, y) on x + ε
+  c.reconstruction.perturbation = "sign"  # ε: "sign" (±size per pixel) or "gaussian" (N(0, size²))
+  c.reconstruction.perturbation_size = 0.05  # in [-1, 1] pixel units
+  c.reconstruction.weight_gradient_norm = 0.0  # η₃: ‖∇_θ CE(C_θ(x), y)‖₂
+  # Examples of each batch the gradient-norm term uses (0: all): per-example gradients of
+  # gradients cost ~4× a plain CNN step for 64 examples on 2 CPU cores (measured).
+  c.reconstruction.gradient_norm_examples = 0
+  c.reconstruction.samples_per_class = 2 if tiny else 20  # reconstructions audited per class
+  c.reconstruction.ssim_threshold = 0.4  # a training image counts as recovered at SSIM ≥ this
+  # Per class with more training images than this, each reconstruction is compared with
+  # only its nearest ones in pixel distance (bounds the SSIM work on 60 000 images); 0: all.
+  c.reconstruction.ssim_candidates = 1000
+  c.reconstruction.plain_control = True  # also train a generator without reconstruction terms
+
   # An ensemble: one generator per seed, trained together in one vmapped program.
   # Each other field is empty (every member takes the inversion/generator value) or
   # lists one value per member. Empty `seeds`: a single generator.
@@ -169,7 +193,9 @@ RESUME_MAY_CHANGE = ("checkpoint.keep", "checkpoint.fallback_to_intact", "checkp
                      "inversion.eval_samples_per_class",
                      # evaluation only, and more rounds extend a run without changing earlier ones
                      "ood.rounds", "ood.odin_temperature", "ood.odin_epsilon",
-                     "ood.eval_max_images")
+                     "ood.eval_max_images", "reconstruction.samples_per_class",
+                     "reconstruction.ssim_threshold", "reconstruction.plain_control",
+                     "reconstruction.ssim_candidates")
 
 
 def differences(saved: ml_collections.ConfigDict, new: ml_collections.ConfigDict,
@@ -289,7 +315,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "inversion.adam_eps"):
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
-                "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range"):
+                "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range",
+                "reconstruction.kl_perturbed", "reconstruction.ce_perturbed",
+                "reconstruction.weight_gradient_norm", "reconstruction.perturbation_size"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
   _validate_faithful(config, need)
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
@@ -324,6 +352,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
            for x in config.ood.noise_blur), "ood.noise_blur",
        "blur sigmas in pixels (non-negative numbers; 0 = white noise), or empty")
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
+  need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
+  need(config.subset_seed >= 0, "subset_seed", "a non-negative integer")
+  need(config.subset_selection in ("first", "stratified"), "subset_selection",
+       "'first' (the first max_train_examples images) or 'stratified' (seeded, equal per class)")
+  need(config.reconstruction.perturbation in ("sign", "gaussian"), "reconstruction.perturbation",
+       "'sign' (random ±size per pixel) or 'gaussian' (N(0, size²) per pixel)")
+  need(config.reconstruction.samples_per_class > 0, "reconstruction.samples_per_class",
+       "a positive integer")
+  need(config.reconstruction.gradient_norm_examples >= 0, "reconstruction.gradient_norm_examples",
+       "0 (the whole batch) or a positive count")
+  need(config.reconstruction.ssim_candidates >= 0, "reconstruction.ssim_candidates",
+       "0 (compare with every same-class training image) or a positive count")
+  need(-1.0 <= config.reconstruction.ssim_threshold <= 1.0, "reconstruction.ssim_threshold",
+       "an SSIM in [-1, 1] (0.4 in the literature)")
   if errors:
     raise ValueError("Invalid config:\n  " + "\n  ".join(errors))
 

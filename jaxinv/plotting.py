@@ -282,3 +282,24 @@ def nearest_pairs_figure(images, nearest, scores, captions=None,
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   return fig
+
+
+def match_pairs(top, bottom, scores, labels, class_names, title: str = "",
+                top_name: str = "reconstruction", bottom_name: str = "training") -> plt.Figure:
+  """Matched pairs in columns: `top[i]` above `bottom[i]`, titled with its class and score."""
+  top, bottom = to_display(top), to_display(bottom)
+  n = max(len(top), 1)
+  fig, axes = plt.subplots(2, n, figsize=(n * 0.9 + 0.8, 2.3), squeeze=False)
+  for j in range(n):
+    for row, images in enumerate((top, bottom)):
+      _blank(axes[row, j])
+      if j < len(images):
+        axes[row, j].imshow(images[j], cmap="gray", vmin=0.0, vmax=1.0)
+    if j < len(scores):
+      axes[0, j].set_title(f"{class_names[labels[j]]}\n{scores[j]:.2f}", fontsize=7)
+  axes[0, 0].set_ylabel(top_name, rotation=0, ha="right", va="center", fontsize=8)
+  axes[1, 0].set_ylabel(bottom_name, rotation=0, ha="right", va="center", fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  return fig

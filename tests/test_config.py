@@ -10,7 +10,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
                                       "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier",
-                                      "faithful"}
+                                      "faithful", "reconstruct"}
 
 
 def test_verifier_config_names_its_dataset():
@@ -21,7 +21,21 @@ def test_verifier_config_names_its_dataset():
     config_lib.load_config(str(CONFIGS[0].parent / "verifier.py"))
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ("verifier", "faithful")], ids=lambda p: p.stem)
+def test_reconstruct_config_names_dataset_model_and_size():
+  path = CONFIGS[0].parent / "reconstruct.py"
+  for arg in ("mnist,cnn,1000", "fashion_mnist,mlp,60000", "digits,mlp,200,tiny"):
+    config = config_lib.load_config(f"{path}:{arg}")
+    config_lib.validate(config)
+    dataset, model, size = arg.split(",")[:3]
+    assert (config.dataset, config.classifier.model, config.max_train_examples) == (dataset, model, int(size))
+    assert config.generator.mode == "one_hot" and config.subset_selection == "stratified"
+  assert "jaxinv reconstruct" in path.read_text()
+  with pytest.raises(ValueError, match="DATASET,MODEL,TRAIN_IMAGES"):
+    config_lib.load_config(f"{path}:mnist,cnn")
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ("verifier", "faithful", "reconstruct")],
+                         ids=lambda p: p.stem)
 @pytest.mark.parametrize("variant", ["", ":tiny"])
 def test_every_config_builds_and_validates(path, variant):
   config = config_lib.load_config(f"{path}{variant}")

@@ -55,8 +55,8 @@ def test_extra_term_without_weight_or_with_a_core_name_is_refused():
   batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
   step = steps.make_inversion_step(gen, classifier, tx,
                                    extra_terms={"l2": priors.image_prior_term(priors.l2)})
-  with pytest.raises(ValueError, match="no weight"):
-    step(state, batch, jax.random.key(3))
+  with pytest.raises(ValueError, match="no weight"):  # refused while tracing, before any compute
+    jax.eval_shape(step, state, batch, jax.random.key(3))
   with pytest.raises(ValueError, match="clash"):
     steps.make_inversion_step(gen, classifier, tx, extra_terms={"ce": lambda ctx: 0.0})
 
@@ -70,8 +70,8 @@ def test_input_transform_is_applied_before_the_classifier():
     seen.append(key)
     return images[:, :, ::-1, :]
 
-  _, plain = steps.make_inversion_step(gen, classifier, tx)(state, batch, jax.random.key(3))
-  _, flipped = steps.make_inversion_step(gen, classifier, tx, input_transform=flip)(
+  _, plain = jax.jit(steps.make_inversion_step(gen, classifier, tx))(state, batch, jax.random.key(3))
+  _, flipped = jax.jit(steps.make_inversion_step(gen, classifier, tx, input_transform=flip))(
       state, batch, jax.random.key(3))
-  assert len(seen) == 1
+  assert len(seen) == 1  # traced once
   assert not np.allclose(plain["loss_kl"], flipped["loss_kl"])

@@ -22,12 +22,16 @@ class MLP(nn.Module):
   num_classes: int
   hidden: Sequence[int] = (256, 128)
   dropout_rate: float = 0.2
+  batch_norm: bool = False  # dense → batch norm → LeakyReLU (the reconstruction recipe)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     h = x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden):
-      h = _leaky_relu(nn.Dense(width, name=f"dense{i}")(h))
+      h = nn.Dense(width, use_bias=not self.batch_norm, name=f"dense{i}")(h)
+      if self.batch_norm:
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(h)
+      h = _leaky_relu(h)
       if i < len(self.hidden) - 1:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     features = h

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps
+from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv.runs import loop
@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def build_model(config, num_classes: int):
+  extra = {"batch_norm": True} if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm else {}
   return classifiers.build_classifier(config.classifier.model, num_classes,
-                                      dropout_rate=config.classifier.dropout_rate)
+                                      dropout_rate=config.classifier.dropout_rate, **extra)
 
 
 def epoch_steps(num_examples: int, batch_size: int) -> int:
@@ -38,10 +39,17 @@ def make_optimizer(config, total_steps: int):
                      weight_decay=config.classifier.weight_decay)
 
 
+def train_indices(config, labels) -> np.ndarray:
+  """The indices into the train split this config trains on (`jaxinv.subsets`)."""
+  return subsets.select(labels, config.max_train_examples, config.subset_selection,
+                        config.subset_seed)
+
+
 def load_split(config, split: str):
   images, labels = data.load(config.dataset, split, data_dir=config.data_dir or None)
   if split == "train" and config.max_train_examples:
-    images, labels = images[:config.max_train_examples], labels[:config.max_train_examples]
+    idx = train_indices(config, labels)
+    images, labels = images[idx], labels[idx]
   return images, labels
 
 
@@ -52,7 +60,10 @@ def init_state(config, model, image_shape, tx, key):
 
 def fingerprint(config) -> dict:
   """What decides a classifier checkpoint's arrays (see `checkpoint.Checkpointer`)."""
-  return {"dataset": config.dataset, "model": config.classifier.model}
+  record = {"dataset": config.dataset, "model": config.classifier.model}
+  if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm:
+    record["batch_norm"] = True  # only when set: older MLP checkpoints keep their fingerprint
+  return record
 
 
 def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
@@ -73,7 +84,7 @@ def run(config, workdir) -> dict:
   test_x, test_y = load_split(config, "test")
   batch_size = config.classifier.batch_size
   steps_per_epoch = epoch_steps(len(train_x), batch_size)
-  total_steps = steps_per_epoch * config.classifier.epochs
+  total_steps = config.classifier.steps or steps_per_epoch * config.classifier.epochs
 
   keys = rng.named_keys(config.seed, ["init", "dropout"])
   model = build_model(config, info.num_classes)
@@ -82,6 +93,10 @@ def run(config, workdir) -> dict:
       lambda key: init_state(config, model, info.image_shape, tx, key), mesh, keys["init"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
+  if config.max_train_examples and distributed.is_primary():
+    # The exact training images, for audits such as `jaxinv reconstruct`.
+    labels = data.load(config.dataset, "train", data_dir=config.data_dir or None)[1]
+    np.save(work.path / "train_indices.npy", train_indices(config, labels))
   # Resume order: this workdir's newest checkpoint, else config.init_from, else fresh.
   state, start_step = ckpt.restore_latest(fresh, fallback=config.checkpoint.fallback_to_intact)
   if state is not None:

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, rng, sampling,
-                    sharding, steps, transforms)
+from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, reconstruction,
+                    rng, sampling, sharding, steps, transforms)
 from jaxinv import classifier_ensemble
 from jaxinv import config as config_lib
 from jaxinv.models.generator import ConditionedGenerator
@@ -114,8 +114,10 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 
 def inversion_terms(config) -> tuple[dict, dict]:
   """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
-  gives a non-zero weight."""
+  gives a non-zero weight: image priors, reconstruction terms, the multi-classifier term."""
   terms, weights = priors.terms_from_config(config)
+  more_terms, more_weights = reconstruction.terms_from_config(config)
+  terms, weights = {**terms, **more_terms}, {**weights, **more_weights}
   terms, weights = _add_classifier_ensemble(config, terms, weights)
   return terms, weights
 
