@@ -82,7 +82,7 @@ def run(config, workdir) -> dict:
              **{f"final_{k}": np.asarray(v) for k, v in metrics.items()})
     log.info("pixel batch %d: %.1f s, final target accuracy %.3f", i, seconds[-1],
              float(metrics["target_accuracy"]))
-  parts = [np.load(p) for p in sorted(batch_dir.glob("batch_*.npz"))]
+  parts = [np.load(p, allow_pickle=False) for p in sorted(batch_dir.glob("batch_*.npz"))]
   images = np.concatenate([p["images"] for p in parts])
   out_labels = np.concatenate([p["labels"] for p in parts])
   batch_seconds = [float(p["seconds"]) for p in parts]
@@ -111,7 +111,7 @@ def load_images(workdir):
   path = Path(workdir) / "images.npz"
   if not path.is_file():
     raise FileNotFoundError(f"{workdir} has no images.npz: expected a finished `jaxinv pixel-invert` run.")
-  with np.load(path) as f:
+  with np.load(path, allow_pickle=False) as f:
     return f["images"], f["labels"], read_config(workdir, "jaxinv pixel-invert")
 
 
