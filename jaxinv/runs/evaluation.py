@@ -257,12 +257,7 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   target_model, target_vars, target_config, classifier_step = classifier_run.restore(
       config.init_from, classifier_step)
   target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
-  verifier, verifier_record = None, None
-  if verifier_dir is not None:
-    v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
-    verifier = (classify_fn(v_model, "penultimate"), v_vars)
-    verifier_record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
-                       "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
+  verifier, verifier_record = _verifier(verifier_dir, target_config, info)
   data_dir = data_dir or config.data_dir or None
   real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
   train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
@@ -304,6 +299,16 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   return result
 
 
+def _verifier(verifier_dir, target_config, info):
+  """`((classify, variables), record)` of the verifier run, or `(None, None)` without one."""
+  if verifier_dir is None:
+    return None, None
+  v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
+  record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
+            "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
+  return (classify_fn(v_model, "penultimate"), v_vars), record
+
+
 def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 500, seed: int = 0,
                closeness_per_class: int = 50, data_dir=None) -> dict:
   """The metrics of `run` for a set of images instead of a generator (the pixel baseline of
@@ -316,12 +321,7 @@ def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int =
   gen_images, gen_labels = images[chosen], labels[chosen]
   target_model, target_vars, target_config, classifier_step = classifier_run.restore(config.init_from)
   target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
-  verifier, verifier_record = None, None
-  if verifier_dir is not None:
-    v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
-    verifier = (classify_fn(v_model, "penultimate"), v_vars)
-    verifier_record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
-                       "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
+  verifier, verifier_record = _verifier(verifier_dir, target_config, info)
   data_dir = data_dir or config.data_dir or None
   real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
   train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
