@@ -2,14 +2,16 @@
 batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light]
-        [--no-torch] [--no-compile] [--naive]
+        [--no-torch] [--no-compile] [--naive] [--xla-conv]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
   small  width 24, transposed convolutions (DCGAN-sized, ~1 M parameters)
   light  width 32, resize-convolutions (configs/mnist.py's generator)
 `--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
-port runs) at the first batch size. Each row: compile time (JAX) or first-step time
+port runs) at the first batch size; `--xla-conv` adds the transposed generators with
+XLA's own convolution gradients (`generator.conv_impl="xla"`, the baseline of
+`jaxinv.models.fast_conv`). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (XLA's count of the compiled JAX step), achieved GFLOP/s and
 the ratio of images/s to PyTorch eager. The same run measures a 4096³ float32 matrix
@@ -54,11 +56,12 @@ def param_count(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-def jax_inversion(preset, batch, naive=False):
+def jax_inversion(preset, batch, naive=False, conv_impl="auto"):
   """Returns (run_one_step, compile_s, flops_per_step, generator_params)."""
   config = config_lib.default_config("mnist")
   for name, value in PRESETS[preset].items():
     config.generator[name] = value
+  config.generator.conv_impl = conv_impl
   config.inversion.batch_size = batch
   info = data.info("mnist")
   generator = inversion.build_generator(config, info)
@@ -180,6 +183,9 @@ def main():
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--no-compile", action="store_true")
   parser.add_argument("--naive", action="store_true")
+  parser.add_argument("--xla-conv", action="store_true",
+                      help="also time the transposed generators with generator.conv_impl='xla' "
+                           "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
   args = parser.parse_args()
   use_torch = not args.no_torch
   header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
@@ -227,6 +233,9 @@ def main():
         continue
       first, secs, tparams = result
       add(f"{name} torch-{variant}", batch, tparams, first, secs, flops, eager)
+    if args.xla_conv and kind == "inversion" and PRESETS[preset]["upsample"] == "transpose":
+      run, compile_s, xla_flops, params = jax_inversion(preset, batch, conv_impl="xla")
+      add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), xla_flops, eager)
     if args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
       run, compile_s, _, params = jax_inversion(preset, batch, naive=True)
       add(f"{name} jax-nn.ConvTranspose", batch, params, compile_s, median_time(run, 3, warmup=1), flops,

@@ -13,7 +13,7 @@ from pathlib import Path
 import ml_collections
 
 from jaxinv import conditioning, data
-from jaxinv.models import classifiers, generator
+from jaxinv.models import classifiers, fast_conv, generator
 
 # Per dataset: classifier architecture and training length that reach the
 # accuracy goals in the README, measured on 2 CPU cores.
@@ -72,6 +72,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
   c.generator.upsample = "resize"
+  # How transposed convolutions are differentiated (jaxinv.models.fast_conv): "auto" =
+  # "im2col" on CPU, "xla" elsewhere. Same function either way.
+  c.generator.conv_impl = "auto"
 
   c.inversion = ml_collections.ConfigDict()
   c.inversion.steps = 20 if tiny else d["inversion_steps"]
@@ -301,6 +304,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"one of {conditioning.HOT_PATTERNS}")
   need(config.generator.upsample in generator.UPSAMPLE_KINDS, "generator.upsample",
        f"one of {generator.UPSAMPLE_KINDS}")
+  need(config.generator.get("conv_impl", "auto") in fast_conv.IMPLS, "generator.conv_impl",
+       f"one of {fast_conv.IMPLS}")
   for field in ("classifier.dropout_rate", "generator.dropout_rate"):
     need(0.0 <= config_get(config, field) < 1.0, field, "a rate in [0, 1)")
   for field in ("classifier.epochs", "classifier.batch_size", "inversion.steps",

@@ -132,7 +132,8 @@ def test_sampling_keeps_dropout_and_is_reproducible():
   ((4, 3), (2, 1), "VALID", (3, 4)),
   ((3, 3), (3, 3), "SAME", (3, 3)),
 ])
-def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, strides, padding, size):
+@pytest.mark.parametrize("impl", ["im2col", "xla"])
+def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, strides, padding, size, impl):
   """Same parameters, outputs and gradients (w.r.t. input and kernel) as
   nn.ConvTranspose on random inputs, in float64 so that only the summation order
   may differ."""
@@ -141,7 +142,7 @@ def test_subpixel_conv_transpose_matches_flax_conv_transpose(kernel, strides, pa
     x = jnp.asarray(rng.normal(size=(2, *size, 3)))
     kwargs = dict(features=4, kernel_size=kernel, strides=strides, padding=padding)
     reference = nn.ConvTranspose(**kwargs, param_dtype=jnp.float64)
-    fast = SubPixelConvTranspose(**kwargs)
+    fast = SubPixelConvTranspose(**kwargs, impl=impl)
     variables = reference.init(jax.random.key(0), x)
     assert jax.tree.map(jnp.shape, fast.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, variables)
     variables = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), variables)

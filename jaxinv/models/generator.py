@@ -44,6 +44,7 @@ class ConditionedGenerator(nn.Module):
   latent_dim: int = 100  # size of z
   embed_dim: int = 100
   upsample: str = "resize"
+  conv_impl: str = "auto"  # how transposed convolutions are differentiated (fast_conv.IMPLS)
 
   def setup_check(self):
     h, w, _ = self.image_shape
@@ -98,7 +99,7 @@ class ConditionedGenerator(nn.Module):
     if self.upsample == "transpose" and half >= k:
       kernel = half - k + 1
       h = SubPixelConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False,
-                                name="up0")(h)
+                                impl=self.conv_impl, name="up0")(h)
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
       h = nn.Conv(2 * self.width, (3, 3), padding="SAME", use_bias=False, name="up0")(h)
@@ -107,7 +108,7 @@ class ConditionedGenerator(nn.Module):
     # H/2 → H.
     if self.upsample == "transpose":
       h = SubPixelConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
-                                name="up1")(h)
+                                impl=self.conv_impl, name="up1")(h)
     else:
       h = nn.Conv(self.width, (3, 3), padding="SAME", use_bias=False, name="up1")(upsample_nearest_2x(h))
     h = drop(nn.relu(norm("bn_up1")(h)))

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxinv.models.fast_conv import conv2d
+
 
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
   """2×2 max pooling with stride 2 ('VALID'), NHWC; odd trailing rows/cols are dropped.
@@ -79,7 +81,7 @@ def _phase_taps(kernel: int, stride: int, pad_before: int):
   return phases, taps
 
 
-def conv_transpose_subpixel(x, kernel, strides, padding):
+def conv_transpose_subpixel(x, kernel, strides, padding, impl: str = "auto"):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO kernel, no kernel
   transpose or dilation) computed as one stride-1 convolution plus depth-to-space.
 
@@ -132,9 +134,9 @@ def conv_transpose_subpixel(x, kernel, strides, padding):
           max(0, -pads[1][0]): width - max(0, -pads[1][1]) or None]
     starts = [[st - max(0, -p[0]) for st in s_] for s_, p in zip(starts, pads)]
     pads = [(max(0, lo), max(0, hi)) for lo, hi in pads]
-  x = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
-  y = jax.lax.conv_general_dilated(x, stacked.astype(x.dtype), (1, 1), "VALID",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  # The padding goes to the convolution rather than to x: conv2d picks XLA:CPU's
+  # fast paths from it (see fast_conv).
+  y = conv2d(x, stacked.astype(x.dtype), tuple(pads), impl)
   (sh, _, _, qh), (sw, _, _, qw) = dims
   y = y.reshape(n, y.shape[1], y.shape[2], sh, sw, cout)
   rows = []
@@ -157,13 +159,15 @@ class SubPixelConvTranspose(nn.Module):
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None
+  impl: str = "auto"  # fast_conv.conv2d's backward-pass choice
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features),
                         jnp.float32)
     dtype = self.dtype or x.dtype
-    y = conv_transpose_subpixel(x.astype(dtype), kernel.astype(dtype), tuple(self.strides), self.padding)
+    y = conv_transpose_subpixel(x.astype(dtype), kernel.astype(dtype), tuple(self.strides), self.padding,
+                                self.impl)
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(dtype)
     return y
