@@ -15,6 +15,7 @@ from jaxinv.models import fast_conv
     ((3, 2), "VALID", (8, 7)),  # zero padding: computed padded, then cropped
     ((2, 2), ((1, 1), (1, 1)), (5, 6)),  # 2×2: XLA's own input gradient
     ((4, 4), ((1, 2), (0, 3)), (7, 7)),  # asymmetric
+    ((3, 3), ((2, 1), (2, 2)), (5, 6)),  # output larger than input: kernel gradient on the input grid
     ((3, 3), ((3, 0), (2, 2)), (6, 6)),  # padding > k − 1: falls back to XLA entirely
 ])
 def test_conv2d_matches_lax_conv_and_its_gradients(kernel, padding, size):
