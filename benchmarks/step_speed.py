@@ -13,7 +13,8 @@ port runs) at the first batch size; `--xla-conv` adds the transposed generators 
 XLA's own convolution gradients (`generator.conv_impl="xla"`, the baseline of
 `jaxinv.models.fast_conv`). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
-FLOPs per image per step (XLA's count of the compiled JAX step), achieved GFLOP/s and
+FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
+on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
 the ratio of images/s to PyTorch eager. The same run measures a 4096³ float32 matrix
 product in JAX and in PyTorch: the machine's practical ceiling. PyTorch runs on CUDA
 when it sees a GPU; all float32 (on a GPU both frameworks may use TF32 matrix units by
@@ -123,6 +124,44 @@ def jax_classifier(batch):
   return run, compile_s, _flops(compiled), param_count(variables["params"])
 
 
+def _macs_generator(width, upsample, k=10, size=28, latent=100, embed=100):
+  """Multiply-accumulates per image of the generator's forward pass, by layer kind
+  (jaxinv.models.generator); transposed convolutions counted on their non-zero
+  products (input pixels × taps), i.e. on the output they keep."""
+  half, c2, c1 = size // 2, 2 * width, width
+  project = (latent + embed) * k * k * c2 + k * embed  # + the vector embedding
+  if upsample == "transpose":
+    up0 = k * k * (half - k + 1) ** 2 * (c2 + 1) * c2
+    up1 = half * half * 4 * 4 * c2 * c1
+  else:
+    up0 = half * half * 9 * (c2 + 1) * c2
+    up1 = size * size * 9 * c2 * c1
+  to_image = size * size * 9 * c1
+  return project + up0 + up1 + to_image
+
+
+def _macs_classifier(size=28, channels=(32, 64), dense=128, classes=10):
+  """(first conv, the rest) multiply-accumulates per image of the paper CNN's forward pass."""
+  first = size * size * 9 * channels[0]
+  rest = (size // 2) ** 2 * 9 * channels[0] * channels[1]
+  rest += (size // 4) ** 2 * channels[1] * dense + dense * classes
+  return first, rest
+
+
+def analytic_flops(kind, preset, batch):
+  """FLOPs (2 per multiply-accumulate) of one training step, dense and convolution
+  layers only: the inversion step runs the generator forward, its input and kernel
+  gradients (3×), and the frozen classifier forward and input gradient (2×); the
+  classifier step runs forward, input gradients (not of the image) and kernel
+  gradients."""
+  first, rest = _macs_classifier()
+  if kind == "inversion":
+    macs = 3 * _macs_generator(**PRESETS[preset]) + 2 * (first + rest)
+  else:
+    macs = 2 * first + 3 * rest
+  return 2 * macs * batch
+
+
 def _flops(compiled):
   # XLA:GPU's cost analysis leaves out convolutions run as cuDNN calls (measured on an
   # H100: 0.059 GFLOP/image for the paper step that XLA:CPU counts as ~2.6), so FLOP
@@ -189,7 +228,7 @@ def main():
   args = parser.parse_args()
   use_torch = not args.no_torch
   header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
-            f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'vs eager':>8}")
+            f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
   ceiling = jax_matmul_gflops()
@@ -204,14 +243,16 @@ def main():
              f"(CPU threads {torch.get_num_threads()})")
   print(line, flush=True)
 
-  def add(name, batch, params, compile_s, seconds, flops, eager_seconds):
+  def add(name, batch, params, compile_s, seconds, flops, eager_seconds, xla_flops=float("nan")):
     ips = batch / seconds
     gflops = f"{flops / seconds / 1e9:8.1f}" if flops == flops else f"{'':>8}"
     ratio = f"{eager_seconds / seconds:8.2f}" if eager_seconds else f"{'':>8}"
     comp = f"{compile_s:9.2f}" if compile_s == compile_s else f"{'':>9}"
     per_image = f"{flops / batch / 1e9:9.3f}" if flops == flops else f"{'':>9}"
+    share = f"{100 * flops / seconds / 1e9 / ceiling:8.0f}" if flops == flops else f"{'':>8}"
+    xla = f"{xla_flops / batch / 1e9:10.3f}" if xla_flops == xla_flops else ""
     lines.append(f"{name:<22} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
-                 f"{per_image} {gflops} {ratio}")
+                 f"{per_image} {gflops} {share} {ratio} {xla}")
     print(lines[-1], flush=True)
 
   jobs = [("inversion", m, b) for m in args.models for b in args.batches]
@@ -219,13 +260,14 @@ def main():
   for kind, preset, batch in jobs:
     name = f"inversion/{preset}" if kind == "inversion" else "classifier/paper_cnn"
     if kind == "inversion":
-      run, compile_s, flops, params = jax_inversion(preset, batch)
+      run, compile_s, xla_flops, params = jax_inversion(preset, batch)
     else:
-      run, compile_s, flops, params = jax_classifier(batch)
+      run, compile_s, xla_flops, params = jax_classifier(batch)
+    flops = analytic_flops(kind, preset, batch)
     seconds = median_time(run, args.steps)
     torch_results = torch_rows(kind, preset, batch, args.steps, not args.no_compile) if use_torch else {}
     eager = torch_results.get("eager", (None, None, None))[1]
-    add(f"{name} jax", batch, params, compile_s, seconds, flops, eager)
+    add(f"{name} jax", batch, params, compile_s, seconds, flops, eager, xla_flops)
     for variant, result in torch_results.items():
       if isinstance(result[0], str):
         lines.append(f"{name} torch-{variant}: {result[0]}")
@@ -234,15 +276,18 @@ def main():
       first, secs, tparams = result
       add(f"{name} torch-{variant}", batch, tparams, first, secs, flops, eager)
     if args.xla_conv and kind == "inversion" and PRESETS[preset]["upsample"] == "transpose":
-      run, compile_s, xla_flops, params = jax_inversion(preset, batch, conv_impl="xla")
-      add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), xla_flops, eager)
+      run, compile_s, xla_conv_flops, params = jax_inversion(preset, batch, conv_impl="xla")
+      add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
+          xla_conv_flops)
     if args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
       run, compile_s, _, params = jax_inversion(preset, batch, naive=True)
       add(f"{name} jax-nn.ConvTranspose", batch, params, compile_s, median_time(run, 3, warmup=1), flops,
           eager)
   print("\n" + header + "\n" + "\n".join(lines))
   print(f"ceiling: JAX matrix product {ceiling:.0f} GFLOP/s; 'compile s' for torch-compile is its "
-        "first step; GFLOP/s uses the FLOPs XLA counts for the JAX step.")
+        "first step; GFLOP/img and GFLOP/s use the analytic count (analytic_flops: dense and "
+        "convolution layers, transposed convolutions on their non-zero products); 'XLA GF/img' is "
+        "XLA's count of the compiled JAX program (includes work on padding zeros).")
 
 
 if __name__ == "__main__":

@@ -328,3 +328,22 @@ def test_resize_rgb_to_gray_is_the_channel_mean():
 def test_resize_rejects_other_channel_counts():
   with pytest.raises(ValueError, match="2 channels"):
     data.resize_images(np.zeros((1, 8, 8, 2), np.float32), (8, 8, 3))
+
+
+def test_two_processes_preparing_one_dataset_at_once_both_read_it(data_dir, tmp_path):
+  """Parallel test workers or jobs sharing a TFDS folder: one prepares, the other
+  waits for the lock and reads the prepared dataset."""
+  import subprocess
+  import sys
+  code = ("import sys; from jaxinv import data; "
+          "x, y = data.load('fashion_mnist', 'test', data_dir=sys.argv[1], tfds_dir=sys.argv[2], "
+          "download=False); print(len(x), int(y.sum()))")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir), str(tmp_path / "tfds")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+           for _ in range(2)]
+  outputs = [proc.communicate(timeout=600) for proc in procs]
+  for proc, (out, err) in zip(procs, outputs):
+    assert proc.returncode == 0, err[-2000:]
+    assert out.split() == ["10000", str(45_000)], out  # 1000 images of each label 0..9
+  assert list((tmp_path / "tfds").glob(".*.prepare.lock"))

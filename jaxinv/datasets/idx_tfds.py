@@ -10,6 +10,7 @@ Source files come from `<data_dir>/<name>/` when present, else from the
 official URLs; either way they are md5-verified before a dataset is prepared.
 """
 
+import contextlib
 import os
 import pathlib
 from typing import ClassVar
@@ -90,18 +91,43 @@ def load_split(name: str, split: str, *, data_dir: pathlib.Path | None,
     # file): a data_dir with bad files is a setup error worth reporting at once.
     idx_files.verify_folder(source, local)
   if not builder.is_prepared():
-    if use_local:
-      files = local
-    elif download is False:
-      raise DataError(
-          f"{name}: no local files in {local or '<no data_dir>'} and download=False. "
-          f"Set JAXINV_DATA_DIR (or data_dir=) to a folder with a '{name}/' subfolder "
-          f"holding {', '.join(idx_files.FILENAMES)}, or allow downloading.")
-    else:
-      files = _download_dir(builder)
-      idx_files.download(source, files)
-    _prepare(builder, files)
+    # Processes sharing a TFDS folder (parallel test workers, several jobs on one
+    # machine) would otherwise prepare the same dataset at once and trip over each
+    # other's half-written folders: the first prepares, the others wait and read.
+    with _preparation_lock(builder):
+      if not builder.is_prepared():
+        if use_local:
+          files = local
+        elif download is False:
+          raise DataError(
+              f"{name}: no local files in {local or '<no data_dir>'} and download=False. "
+              f"Set JAXINV_DATA_DIR (or data_dir=) to a folder with a '{name}/' subfolder "
+              f"holding {', '.join(idx_files.FILENAMES)}, or allow downloading.")
+        else:
+          files = _download_dir(builder)
+          idx_files.download(source, files)
+        _prepare(builder, files)
+    # A builder made before another process prepared the dataset has no split info.
+    builder = BUILDERS[name](data_dir=tfds_dir, file_format=tfds.core.FileFormat.ARRAY_RECORD)
   return _read(builder, split)
+
+
+@contextlib.contextmanager
+def _preparation_lock(builder: tfds.core.DatasetBuilder):
+  """An exclusive lock file beside the builder's folder (POSIX; elsewhere no lock)."""
+  try:
+    import fcntl
+  except ImportError:  # Windows: no advisory locks here; prepare unguarded
+    yield
+    return
+  root = pathlib.Path(os.fspath(builder.data_dir)).parents[1]
+  root.mkdir(parents=True, exist_ok=True)
+  with open(root / f".{builder.name}.prepare.lock", "w") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download_dir(builder: tfds.core.DatasetBuilder) -> pathlib.Path:
