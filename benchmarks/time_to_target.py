@@ -13,20 +13,12 @@ a separate run because the learning-rate schedule decays to zero at the last ste
 """
 
 import argparse
-import ast
 import json
 import tempfile
 from pathlib import Path
 
 from jaxinv import config as config_lib
 from jaxinv.runs import inversion
-
-
-def parse_value(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
 
 
 def main():
@@ -47,13 +39,7 @@ def main():
     config.init_from = args.classifier
     config.inversion.steps = steps
     config.checkpoint.every = steps  # one checkpoint at the end, as a finished run has
-    for item in args.set:
-      field, value = item.split("=", 1)
-      node = config
-      *parents, leaf = field.split(".")
-      for name in parents:
-        node = node[name]
-      node[leaf] = type(node[leaf])(parse_value(value)) if not isinstance(node[leaf], tuple) else parse_value(value)
+    config_lib.apply_overrides(config, dict(item.split("=", 1) for item in args.set))
     summary = inversion.run(config, root / f"steps{steps}")
     ok = summary["target_accuracy_min_class"] >= args.target
     rows.append((steps, summary["train_wall_time_s"], summary["target_accuracy"],

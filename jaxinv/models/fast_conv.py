@@ -1,7 +1,8 @@
 """Stride-1 2-D convolution with a backward pass XLA:CPU runs fast; same function.
 
-Measured on this project's 2-core x86-64 CPU (jax 0.10.2, float32, batch 64,
-`benchmarks/conv_speed.py`), XLA:CPU's convolutions have two speeds:
+Measured on this project's 2-core x86-64 CPU (jax 0.10.2, float32, batch 64, per-layer
+timings; whole steps in `benchmarks/step_speed.py --xla-conv`), XLA:CPU's convolutions
+have two speeds:
 - a convolution with *no* padding ('VALID') takes a path 3–4× slower than the same
   one with any padding (5×5, 256 → 256 channels, 14 → 10 px: 505 ms unpadded,
   164 ms padded by one row and column with that row and column cropped off);
@@ -53,6 +54,13 @@ def explicit_padding(padding, kernel_size: Sequence[int]) -> Padding:
 
 def _plain(x, kernel, padding):
   return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
+
+
+def _pre_padded(x, kernel, padding: Padding):
+  """x padded first, then an unpadded convolution: XLA's own gradients of this form
+  stay off their slowest path (measured: 5×5 kernel, 10 px padded by 4: kernel
+  gradient 1.0 s this way, 14 s with the padding inside the convolution)."""
+  return _plain(jnp.pad(x, [(0, 0), padding[0], padding[1], (0, 0)]), kernel, ((0, 0), (0, 0)))
 
 
 def _padded_conv(x, kernel, padding: Padding):
@@ -110,8 +118,7 @@ def _im2col_conv_bwd(padding, residuals, grad):
   else:
     # For 2×2 kernels XLA's own input gradient was faster (paper generator's up1:
     # 113 ms against 211 ms).
-    _, pullback = jax.vjp(lambda x: _plain(jnp.pad(x, [(0, 0), padding[0], padding[1], (0, 0)]), kernel,
-                                           ((0, 0), (0, 0))), x)
+    _, pullback = jax.vjp(lambda x: _pre_padded(x, kernel, padding), x)
     (x_grad,) = pullback(grad)
   return x_grad.astype(x.dtype), _kernel_gradient(x, grad, padding, (kh, kw)).astype(kernel.dtype)
 
@@ -129,8 +136,5 @@ def conv2d(x, kernel, padding="SAME", impl: str = "auto"):
     raise ValueError(f"conv2d needs non-negative padding, got {pads}.")
   fits = all(hi <= k - 1 and lo <= k - 1 for k, (lo, hi) in zip(kernel.shape[:2], pads))
   if resolve_impl(impl) == "xla" or not fits:
-    # Padding x first (rather than passing it to the convolution) keeps XLA's kernel
-    # gradient off its slowest path (measured: 5×5 kernel, 10 px padded by 4: 1.0 s this
-    # way, 14 s with the padding inside the convolution).
-    return _plain(jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)]), kernel, ((0, 0), (0, 0)))
+    return _pre_padded(x, kernel, pads)
   return _im2col_conv(x, kernel, pads)
