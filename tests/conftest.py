@@ -1,9 +1,11 @@
 """Shared test setup: the real data files and XLA flags for fake CPU devices."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import jax
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,16 +17,25 @@ SHORT_COLLECTIVE_TIMEOUTS = ("--xla_cpu_collective_call_terminate_timeout_second
                              "--xla_cpu_collective_call_warn_stuck_timeout_seconds=20")
 
 
-# Subprocesses launched by the tests compile the same programs again and again
-# (a killed run and its resumption, 1- and N-device runs): share JAX's persistent
-# compilation cache between them. A cached executable is the same program, so
-# results are unchanged.
+# The tests compile the same programs again and again (a killed run and its
+# resumption, 1- and N-device runs, the tiny configs' steps in many tests): share JAX's
+# persistent compilation cache between this process and the subprocesses it launches.
+# Every program is cached, not only those over JAX's default 1 s of compile time: most
+# of the tiny configs' compiles are shorter, and together they were most of a CLI run.
+# A cached executable is the same program, so results are unchanged.
 COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxinv-test-xla-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILATION_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)  # in case jax read its
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # environment already
+
+
+def pytest_sessionfinish(session, exitstatus):
+  shutil.rmtree(COMPILATION_CACHE, ignore_errors=True)
 
 
 def fake_devices_env(count: int) -> dict:
-  env = dict(os.environ)
-  env["JAX_COMPILATION_CACHE_DIR"] = COMPILATION_CACHE
+  env = dict(os.environ)  # carries the compilation cache settings above
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {SHORT_COLLECTIVE_TIMEOUTS}"
   env["JAX_PLATFORMS"] = "cpu"
   return env

@@ -8,8 +8,6 @@ fill their frame, so they are upsampled to 20x20 and padded by 4 pixels.
 
 import jax
 import numpy as np
-from sklearn import datasets as sk_datasets
-from sklearn import model_selection
 
 _DIGIT_BOX = 20  # MNIST's digit box inside the 28x28 image
 _PAD = (28 - _DIGIT_BOX) // 2
@@ -20,6 +18,10 @@ _SEED = 0
 
 def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
   """uint8 images (N, 28, 28, 1) and int labels (N,): 1437 train / 360 test."""
+  # Imported here: scikit-learn takes over a second to import, and only this dataset needs it.
+  from sklearn import datasets as sk_datasets  # noqa: PLC0415
+  from sklearn import model_selection  # noqa: PLC0415
+
   x, y = sk_datasets.load_digits(return_X_y=True)
   # Fixed seed and stratified: the same, class-balanced split on every call.
   x_train, x_test, y_train, y_test = model_selection.train_test_split(

@@ -182,6 +182,9 @@ def restore(classifier_dir, step: int | None = None):
   config = read_config(classifier_dir, "jaxinv train-classifier")
   info = data.info(config.dataset)
   model = build_model(config, info.num_classes)
-  target = init_state(config, model, info.image_shape, make_optimizer(config, 1), jax.random.key(0))
+  # Only the structure matters: tracing it is quick, running `init` op by op is not.
+  target = jax.eval_shape(lambda key: init_state(config, model, info.image_shape,
+                                                 make_optimizer(config, 1), key), jax.random.key(0))
+  target = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), target)
   variables, step = restore_variables(classifier_dir, target, step)
   return model, variables, config, step
