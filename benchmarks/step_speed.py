@@ -1,13 +1,14 @@
 """Step time of jaxinv's classifier and inversion steps beside the same model, loss and
 batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
 
-    python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light]
+    python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
         [--no-torch] [--no-compile] [--naive] [--xla-conv]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
   small  width 24, transposed convolutions (DCGAN-sized, ~1 M parameters)
   light  width 32, resize-convolutions (configs/mnist.py's generator)
+  fast   width 16, resize-convolutions (configs/mnist.py:fast's generator)
 `--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
 port runs) at the first batch size; `--xla-conv` adds the transposed generators with
 XLA's own convolution gradients (`generator.conv_impl="xla"`, the baseline of
@@ -39,7 +40,8 @@ from jaxinv.runs import inversion
 
 PRESETS = {"paper": dict(width=128, upsample="transpose"),
            "small": dict(width=24, upsample="transpose"),
-           "light": dict(width=32, upsample="resize")}
+           "light": dict(width=32, upsample="resize"),
+           "fast": dict(width=16, upsample="resize")}
 
 
 def median_time(fn, steps, warmup=2, block=jax.block_until_ready):
@@ -218,7 +220,7 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
   parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--models", nargs="+", default=["paper", "small", "light"], choices=list(PRESETS))
+  parser.add_argument("--models", nargs="+", default=["paper", "small", "light", "fast"], choices=list(PRESETS))
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--no-compile", action="store_true")
   parser.add_argument("--naive", action="store_true")

@@ -1,7 +1,8 @@
 """Time from a trained classifier to a generator with ≥ 99 % target accuracy on every class.
 
     python benchmarks/time_to_target.py --classifier runs/mnist_cls \
-        [--steps 200 300 400] [--set inversion.learning_rate=4e-3 ...] [--workdir /tmp/ttt]
+        [--config configs/mnist.py:fast] [--steps 200 300 400] \
+        [--set inversion.learning_rate=4e-3 ...] [--workdir /tmp/ttt]
 
 For each step count, trains one generator from scratch with `jaxinv invert`'s own
 code (`jaxinv.runs.inversion.run`: compile, every step, checkpoints) and evaluates it
@@ -24,7 +25,9 @@ from jaxinv.runs import inversion
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--classifier", required=True, help="workdir of a `jaxinv train-classifier` run")
-  parser.add_argument("--config", default="mnist", help="dataset preset of jaxinv.config.default_config")
+  parser.add_argument("--config", default="mnist",
+                      help="a dataset preset of jaxinv.config.default_config, or a config file "
+                           "`path/to/config.py[:arg]`")
   parser.add_argument("--steps", type=int, nargs="+", default=[200, 300, 400])
   parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                       help="config overrides, e.g. inversion.learning_rate=4e-3")
@@ -35,7 +38,8 @@ def main():
   root = Path(args.workdir or tempfile.mkdtemp(prefix="jaxinv-ttt-"))
   rows, reached = [], None
   for steps in args.steps:
-    config = config_lib.default_config(args.config)
+    config = (config_lib.load_config(args.config) if args.config.split(":")[0].endswith(".py")
+              else config_lib.default_config(args.config))
     config.init_from = args.classifier
     config.inversion.steps = steps
     config.checkpoint.every = steps  # one checkpoint at the end, as a finished run has
