@@ -23,7 +23,7 @@ from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
 
 
-IMPL = "vmap"
+IMPL = "auto"  # what `config.ensemble.impl` defaults to: unrolled on a CPU, vmap elsewhere
 
 
 def build(config, members: int | None):
@@ -81,11 +81,12 @@ def main():
   parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 8])
   parser.add_argument("--batches", type=int, nargs="+", default=[256, 16])
   parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--impl", choices=["vmap", "unrolled"], default="vmap")
+  parser.add_argument("--impl", choices=["auto", "vmap", "unrolled"], default="auto")
   args = parser.parse_args()
   global IMPL
   IMPL = args.impl
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}  backend: {jax.default_backend()}")
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}  backend: {jax.default_backend()}  "
+        f"ensemble impl: {ensemble.resolve_impl(IMPL)}")
   print(f"{'batch':>5} {'members':>8} {'compile s':>9} {'ms/step':>9} {'ratio':>6} {'GFLOP/step':>10} "
         f"{'GFLOP/s':>8}")
   for batch in args.batches:
