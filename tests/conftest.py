@@ -30,8 +30,15 @@ jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)  # in case jax
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # environment already
 
 
+# One TFDS folder for the whole session (this process and its subprocesses): each IDX
+# dataset is prepared into it once, and never into the user's ~/tensorflow_datasets.
+PREPARED_TFDS = tempfile.mkdtemp(prefix="jaxinv-test-tfds-")
+os.environ.setdefault("JAXINV_TFDS_DIR", PREPARED_TFDS)
+
+
 def pytest_sessionfinish(session, exitstatus):
   shutil.rmtree(COMPILATION_CACHE, ignore_errors=True)
+  shutil.rmtree(PREPARED_TFDS, ignore_errors=True)
 
 
 def fake_devices_env(count: int) -> dict:
@@ -39,6 +46,11 @@ def fake_devices_env(count: int) -> dict:
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {SHORT_COLLECTIVE_TIMEOUTS}"
   env["JAX_PLATFORMS"] = "cpu"
   return env
+
+
+@pytest.fixture(scope="session")
+def prepared_tfds_dir() -> Path:
+  return Path(PREPARED_TFDS)
 
 
 @pytest.fixture(scope="session")

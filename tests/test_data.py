@@ -43,9 +43,9 @@ def data_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def tfds_dir(tmp_path_factory) -> pathlib.Path:
-  """One TFDS dir for the session, so each dataset is prepared only once."""
-  return tmp_path_factory.mktemp("tfds")
+def tfds_dir(prepared_tfds_dir) -> pathlib.Path:
+  """The session's TFDS dir (conftest), so each dataset is prepared only once."""
+  return prepared_tfds_dir
 
 
 @pytest.fixture(autouse=True)
