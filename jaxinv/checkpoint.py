@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -225,6 +226,12 @@ class Checkpointer:
   def __exit__(self, *exc):
     self.close()
     return False
+
+
+def restore_target(init_fn, *args):
+  """A restore target shaped like `init_fn(*args)`, found by tracing it (`jax.eval_shape`),
+  never by running it: zeros of the right shapes and dtypes."""
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(init_fn, *args))
 
 
 def _split(state) -> dict:

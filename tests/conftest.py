@@ -49,7 +49,8 @@ def fake_devices_env(count: int) -> dict:
 
 
 @pytest.fixture(scope="session")
-def prepared_tfds_dir() -> Path:
+def tfds_dir() -> Path:
+  """The session's TFDS dir, so each dataset is prepared only once."""
   return Path(PREPARED_TFDS)
 
 

@@ -74,8 +74,8 @@ def test_sample_rejects_bad_labels(digits_runs, tmp_path, capsys):
   assert "Requested labels" in capsys.readouterr().err
 
 
-def test_mnist_tiny_from_real_files(tmp_path, monkeypatch, data_dir, prepared_tfds_dir):
-  monkeypatch.setenv("JAXINV_TFDS_DIR", str(prepared_tfds_dir))  # shared with test_data
+def test_mnist_tiny_from_real_files(tmp_path, monkeypatch, data_dir, tfds_dir):
+  monkeypatch.setenv("JAXINV_TFDS_DIR", str(tfds_dir))  # shared with test_data
   config = str(REPO / "configs" / "mnist.py:tiny")
   assert cli.main(["train-classifier", "--config", config, "--workdir", str(tmp_path / "cls")]) == 0
   assert cli.main(["invert", "--config", config, "--workdir", str(tmp_path / "inv"),

@@ -57,8 +57,6 @@ def test_overrides_parse_with_the_field_type():
   assert config.generator.mode == "label" and config.init_from == "/x"
 
 
-
-
 def test_mnist_fast_variant_changes_only_the_inversion():
   path = CONFIGS[0].parent / "mnist.py"
   fast, default = config_lib.load_config(f"{path}:fast"), config_lib.load_config(str(path))

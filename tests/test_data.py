@@ -42,12 +42,6 @@ def data_dir() -> pathlib.Path:
   return path
 
 
-@pytest.fixture(scope="session")
-def tfds_dir(prepared_tfds_dir) -> pathlib.Path:
-  """The session's TFDS dir (conftest), so each dataset is prepared only once."""
-  return prepared_tfds_dir
-
-
 @pytest.fixture(autouse=True)
 def no_internet(monkeypatch):
   """Fail any download that is not from this machine (the TFDS path has none)."""

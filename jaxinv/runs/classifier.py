@@ -183,8 +183,8 @@ def restore(classifier_dir, step: int | None = None):
   info = data.info(config.dataset)
   model = build_model(config, info.num_classes)
   # Only the structure matters: tracing it is quick, running `init` op by op is not.
-  target = jax.eval_shape(lambda key: init_state(config, model, info.image_shape,
-                                                 make_optimizer(config, 1), key), jax.random.key(0))
-  target = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), target)
+  target = checkpoint.restore_target(lambda key: init_state(config, model, info.image_shape,
+                                                            make_optimizer(config, 1), key),
+                                     jax.random.key(0))
   variables, step = restore_variables(classifier_dir, target, step)
   return model, variables, config, step

@@ -281,8 +281,7 @@ def restore(inversion_dir):
   tx = make_optimizer(config)
   member_list = ensemble.members(config)
   keys = jnp.stack([jax.random.key(0)] * len(member_list)) if member_list else jax.random.key(0)
-  target = jax.eval_shape(initial_state_fn(config, generator, tx), keys)
-  target = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), target)
+  target = checkpoint.restore_target(initial_state_fn(config, generator, tx), keys)
   with open_checkpoints(config, inversion_dir / "checkpoints") as ckpt:
     state = ckpt.restore(target)
   return generator, {"params": state.params, "batch_stats": state.batch_stats}, config

@@ -234,7 +234,7 @@ def _resume_or_start(ckpt, config, init, key, tx, previous, mesh):
   """`(TrainState, first step)` of a phase: its newest checkpoint, else a warm start from
   the previous round's `{"params", "batch_stats"}` with a fresh optimizer, else `init(key)`."""
   if ckpt.latest_step() is not None:
-    target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(init, key))
+    target = checkpoint.restore_target(init, key)
     state, start = ckpt.restore_latest(sharding.put_replicated(target, mesh),
                                        fallback=config.checkpoint.fallback_to_intact)
     if state is not None:
