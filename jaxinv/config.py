@@ -168,6 +168,15 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # [ours] Empty: white noise. Else blur sigmas in pixels (0 = white): the noise images are
   # split evenly across them and each rescaled to std noise_std (jaxinv.ood.smooth_noise_images).
   c.ood.noise_blur = ()
+  # [ours] Dead-leaves shape images (jaxinv.garbage_sources.shape_images) added to the seed:
+  # flat regions and edges, which white noise lacks. 0: the paper's noise-only seed.
+  c.ood.shape_images = 64 if tiny else 6000
+  # [ours] Per round and per K+1 class, shape images moved by pixel-space inversion until the
+  # round's classifier assigns them the class (jaxinv.garbage_sources.hard_negatives), added
+  # to garbage beside the generator's images. 0: generator images only (the paper).
+  c.ood.pixel_inversions_per_class = 4 if tiny else 500
+  c.ood.pixel_inversion_steps = 3 if tiny else 30
+  c.ood.pixel_inversion_lr = 0.05
   c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
   c.ood.epochs_per_round = 1
   c.ood.inversion_steps = 4 if tiny else 300  # generator steps per round (warm-started)
@@ -176,6 +185,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # multiplied by garbage_weight.
   c.ood.class_weighting = "balanced"
   c.ood.garbage_weight = 1.0
+  # [ours] The detector averages the probabilities of the last detector_rounds classifiers of
+  # the loop (the final one and those of the rounds before it): a snapshot ensemble that costs
+  # no training and evens out the round-to-round swings of one classifier (README, OOD).
+  c.ood.detector_rounds = 2 if tiny else 3
   c.ood.odin_temperature = 1000.0  # ODIN's usual T
   c.ood.odin_epsilon = 0.0028  # ODIN's 0.0014 on [0, 1] inputs, doubled for our [-1, 1] range
   c.ood.eval_max_images = 64 if tiny else 10000  # per evaluation set (ID test and each OOD set)
@@ -195,7 +208,7 @@ RESUME_MAY_CHANGE = ("checkpoint.keep", "checkpoint.fallback_to_intact", "checkp
                      "distributed",
                      "inversion.eval_samples_per_class",
                      # evaluation only, and more rounds extend a run without changing earlier ones
-                     "ood.rounds", "ood.odin_temperature", "ood.odin_epsilon",
+                     "ood.rounds", "ood.detector_rounds", "ood.odin_temperature", "ood.odin_epsilon",
                      "ood.eval_max_images", "reconstruction.samples_per_class",
                      "reconstruction.ssim_threshold", "reconstruction.plain_control",
                      "reconstruction.ssim_candidates")
@@ -349,6 +362,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("ood.rounds", "ood.noise_images", "ood.samples_per_class", "ood.epochs_per_round",
                 "ood.inversion_steps", "ood.eval_max_images"):
     need(config_get(config, field) > 0, field, "a positive integer")
+  for field in ("ood.shape_images", "ood.pixel_inversions_per_class"):
+    value = config_get(config, field)
+    need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
+         "a non-negative integer (0 switches it off)")
+  need(config.ood.pixel_inversion_steps > 0, "ood.pixel_inversion_steps", "a positive integer")
+  need(1 <= config.ood.detector_rounds <= config.ood.rounds + 1, "ood.detector_rounds",
+       f"1 to ood.rounds + 1 = {config.ood.rounds + 1} (the loop trains that many classifiers)")
+  need(config.ood.pixel_inversion_lr > 0, "ood.pixel_inversion_lr", "a positive float")
   need(config.ood.class_weighting in ("balanced", "uniform"), "ood.class_weighting",
        "'balanced' or 'uniform'")
   for field in ("ood.noise_std", "ood.garbage_weight", "ood.odin_temperature"):
@@ -421,11 +442,26 @@ def save_json(config: ml_collections.ConfigDict, path: os.PathLike) -> None:
   Path(path).write_text(config.to_json(indent=2, sort_keys=True) + "\n")
 
 
+# Fields added with a default that changes what a run computes: a saved config without
+# them is of a run made before they existed, which computed as these values do.
+ABSENT_FROM_SAVED = {"ood.shape_images": 0, "ood.pixel_inversions_per_class": 0,
+                     "ood.detector_rounds": 1}
+
+
 def load_json(path: os.PathLike) -> ml_collections.ConfigDict:
   """A saved config laid over the current defaults of its dataset, so runs saved
   before a field was added still load (the new field takes its default)."""
   stored = json.loads(Path(path).read_text())
   config = default_config(stored.get("dataset", "digits"))
+  for dotted, value in ABSENT_FROM_SAVED.items():
+    *parents, name = dotted.split(".")
+    node = stored
+    for parent in parents:
+      node = node.get(parent) if isinstance(node, dict) else None
+    if isinstance(node, dict) and name not in node:
+      section = config_get(config, ".".join(parents))
+      with section.unlocked():
+        section[name] = value
   _merge(config, stored)
   return config
 

@@ -71,6 +71,19 @@ def garbage_score(logits) -> np.ndarray:
   return x[:, -1] - _logsumexp(x[:, :-1])
 
 
+def mean_probability_logits(logits_list) -> np.ndarray:
+  """`log mean_m softmax(logits_m)` of several classifiers' logits [N, classes], in float64:
+  an ensemble's output as logits (their softmax is the mean probability). Computed as a
+  logsumexp of log-softmaxes, so confident outputs keep their small probabilities."""
+  members = [_as_float64(x) for x in logits_list]
+  if not members or any(m.shape != members[0].shape for m in members):
+    raise ValueError("mean_probability_logits: expected one or more [N, classes] logits of one "
+                     f"shape; got {[m.shape for m in members]}.")
+  log_probs = np.stack([m - _logsumexp(m)[:, None] for m in members])  # [M, N, classes]
+  top = log_probs.max(axis=0)
+  return top + np.log(np.exp(log_probs - top).mean(axis=0))
+
+
 def garbage_probability(logits) -> np.ndarray:
   return softmax(logits)[:, -1]
 

@@ -128,6 +128,22 @@ def test_odin_perturbation_raises_confidence():
   assert np.all(ood.odin_score(perturbed, 1000.0) < ood.odin_score(plain, 1000.0))
 
 
+def test_mean_probability_logits_are_the_log_of_the_mean_softmax():
+  rng = np.random.default_rng(0)
+  members = [rng.normal(0, 3, (5, 4)) for _ in range(3)]
+  mean = np.mean([ood.softmax(m) for m in members], axis=0)
+  combined = ood.mean_probability_logits(members)
+  np.testing.assert_allclose(np.exp(combined), mean, rtol=1e-12)
+  np.testing.assert_allclose(ood.softmax(combined), mean, rtol=1e-12)
+  np.testing.assert_allclose(ood.mean_probability_logits(members[:1]),
+                             members[0] - np.log(np.exp(members[0]).sum(1, keepdims=True)), atol=1e-12)
+  # Confident members: the small probabilities survive (float32 softmax would round them to 0).
+  sure = np.array([[0.0, 800.0], [0.0, 900.0]])
+  assert np.all(np.isfinite(ood.mean_probability_logits([sure, sure + 10])))
+  with pytest.raises(ValueError, match="one shape"):
+    ood.mean_probability_logits([members[0], members[0][:, :3]])
+
+
 def test_class_weights_balanced_and_garbage_multiplier():
   labels = np.array([0, 0, 0, 1, 2, 2])  # counts 3, 1, 2; class 2 = garbage
   w = ood_run.class_weights(labels, 3, "balanced", garbage_weight=2.0)
@@ -199,6 +215,35 @@ def test_ood_config_fields_are_validated():
     config_lib.validate(config)
   for field in ("ood.class_weighting", "ood.samples_per_class", "ood.noise_blur"):
     assert field in str(err.value)
+  config = config_lib.default_config("mnist", "tiny")
+  config.ood.shape_images = -1
+  config.ood.pixel_inversions_per_class = -3
+  config.ood.pixel_inversion_lr = 0.0
+  config.ood.detector_rounds = config.ood.rounds + 2  # the loop trains rounds + 1 classifiers
+  with pytest.raises(ValueError) as err:
+    config_lib.validate(config)
+  for field in ("ood.shape_images", "ood.pixel_inversions_per_class", "ood.pixel_inversion_lr",
+                "ood.detector_rounds"):
+    assert field in str(err.value)
+
+
+def test_saved_ood_configs_from_before_the_extra_garbage_load_without_it(tmp_path):
+  # A run saved before ood.shape_images / ood.pixel_inversions_per_class / ood.detector_rounds
+  # existed made no such garbage and was one classifier: loading its config must not give it
+  # today's defaults (evaluate redraws the seed and restores the detector from them).
+  config = config_lib.default_config("mnist")
+  stored = json.loads(config.to_json())
+  for name in ("shape_images", "pixel_inversions_per_class", "detector_rounds"):
+    del stored["ood"][name]
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  old = config_lib.load_json(tmp_path / "config.json")
+  assert old.ood.shape_images == 0 and old.ood.pixel_inversions_per_class == 0
+  assert old.ood.detector_rounds == 1  # the final classifier alone, as evaluated then
+  assert old.ood.pixel_inversion_steps == config.ood.pixel_inversion_steps  # harmless ones: default
+  config_lib.save_json(config, tmp_path / "config.json")
+  new = config_lib.load_json(tmp_path / "config.json")
+  assert new.ood.shape_images == config.ood.shape_images > 0
+  assert new.ood.pixel_inversions_per_class == config.ood.pixel_inversions_per_class > 0
 
 
 # --- end to end on the tiny config ---
@@ -214,15 +259,23 @@ def test_loop_writes_rounds_and_resumes(ood_run_dir):
   config = config_lib.load_json(ood_run_dir / "config.json")
   k1 = 11
   with np.load(ood_run_dir / "rounds/000/garbage.npz") as f:
-    images, labels = f["images"], f["labels"]
-  assert images.shape == (k1 * config.ood.samples_per_class, 28, 28, 1)
-  assert sorted(set(labels.tolist())) == list(range(k1))  # all K+1 classes inverted
+    images, labels, source = f["images"], f["labels"], f["source"]
+  per_source = {ood_run.SOURCE_GENERATOR: config.ood.samples_per_class,
+                ood_run.SOURCE_PIXELS: config.ood.pixel_inversions_per_class}
+  assert images.shape == (k1 * sum(per_source.values()), 28, 28, 1)
+  for code, per_class in per_source.items():  # all K+1 classes inverted by both
+    assert per_class > 0
+    np.testing.assert_array_equal(np.bincount(labels[source == code], minlength=k1), per_class)
   assert np.abs(images).max() <= 1.0
   r0 = json.loads((ood_run_dir / "rounds/000/summary.json").read_text())
   r1 = json.loads((ood_run_dir / "rounds/001/summary.json").read_text())
-  # Round 1 trains on the noise seed plus round 0's inversions.
-  assert r0["garbage_trained_on"] == config.ood.noise_images
-  assert r1["garbage_trained_on"] == config.ood.noise_images + len(images)
+  assert r0["inverted_added"] == k1 * config.ood.samples_per_class
+  assert r0["pixel_inverted_added"] == k1 * config.ood.pixel_inversions_per_class
+  # Round 1 trains on the seed (noise and shapes) plus round 0's inversions.
+  seed_count = config.ood.noise_images + config.ood.shape_images
+  assert config.ood.shape_images > 0
+  assert r0["garbage_trained_on"] == seed_count
+  assert r1["garbage_trained_on"] == seed_count + len(images)
   assert r1["class_weights"][-1] < r0["class_weights"][-1]  # balanced: more garbage, lower weight
   assert (ood_run_dir / "baseline/summary.json").is_file()
   for r in (0, 1):
@@ -272,6 +325,11 @@ def test_score_command_on_a_small_file(ood_run_dir, tmp_path, capsys):
   direct = ood_run.score(detector, images)
   for k in ood.SCORES:
     np.testing.assert_allclose(scores[k], direct[k])
+  # The detector is the last ood.detector_rounds classifiers, their probabilities averaged.
+  assert len(detector.variables) == detector.config.ood.detector_rounds == 2
+  members = [ood.softmax(ood_run.logits_of(detector.model, v, images)) for v in detector.variables]
+  assert not np.allclose(members[0], members[1])
+  np.testing.assert_allclose(scores["garbage_probability"], np.mean(members, 0)[:, -1], rtol=1e-5, atol=1e-7)
   # The garbage score is a monotone transform of the garbage probability.
   order = np.argsort(scores["garbage"])
   assert np.all(np.diff(scores["garbage_probability"][order]) >= 0)

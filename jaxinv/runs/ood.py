@@ -12,15 +12,18 @@ Workdir layout (every phase resumes from its own checkpoints; rerun the same com
     rounds/000/classifier/      K+1-class classifier of round 0 (checkpoints/, metrics.jsonl)
     rounds/000/generator/       generator trained against it (checkpoints/, metrics.jsonl)
     rounds/000/garbage.npz      its inverted images of all K+1 classes, added to garbage
+                                (`source`: 0 = generator, 1 = pixel-space inversion)
     rounds/000/summary.json     round figures (test accuracy, how the inverted images score)
     …
     rounds/RRR/classifier/      R = ood.rounds: the final classifier, trained on everything
 
 Round r trains the classifier (warm-started from round r−1, fresh optimizer) for
-`ood.epochs_per_round` epochs on the training data plus the Gaussian-noise seed and the
-garbage of rounds < r, with class-weighted cross-entropy; then trains the generator
-(warm-started likewise) for `ood.inversion_steps` steps against that classifier, samples
-`ood.samples_per_class` images of each of the K+1 classes and writes them to garbage.
+`ood.epochs_per_round` epochs on the training data plus the seed (Gaussian noise and
+[ours] dead-leaves shapes) and the garbage of rounds < r, with class-weighted
+cross-entropy; then trains the generator (warm-started likewise) for `ood.inversion_steps`
+steps against that classifier, samples `ood.samples_per_class` images of each of the K+1
+classes and writes them to garbage, with [ours] `ood.pixel_inversions_per_class` hard
+negatives per class (shape images inverted in pixel space, `jaxinv.garbage_sources`).
 Every random draw is keyed by (seed, round, step), so a resumed run draws what an
 uninterrupted one would.
 """
@@ -37,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinv import checkpoint, data, distributed, metrics, ood, plotting, rng, sampling, sharding, steps
+from jaxinv import (checkpoint, data, distributed, garbage_sources, metrics, ood, plotting, rng,
+                    sampling, sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion as inversion_run
@@ -60,6 +64,8 @@ PAPER_DETECTION = {("mnist", "fashion_mnist"): 0.895, ("mnist", "svhn_cropped"):
                    ("mnist", "cifar10"): 0.994, ("fashion_mnist", "mnist"): 0.852,
                    ("fashion_mnist", "svhn_cropped"): 0.963, ("fashion_mnist", "cifar10"): 0.957}
 PAPER_ACCURACY = {"mnist": 0.991, "fashion_mnist": 0.926, "svhn_cropped": 0.894, "cifar10": 0.855}
+# `source` of each image in rounds/NNN/garbage.npz (files without it hold generator images only).
+SOURCE_GENERATOR, SOURCE_PIXELS = 0, 1
 log = logging.getLogger(__name__)
 
 
@@ -117,9 +123,29 @@ def noise_seed_images(config) -> np.ndarray:
                              config.ood.noise_std)
 
 
+def seed_images(config) -> np.ndarray:
+  """The garbage class before any round: the noise images, then the shape images."""
+  shapes = garbage_sources.shape_images([config.seed, 0x7368], config.ood.shape_images,
+                                        data.info(config.dataset).image_shape)
+  return np.concatenate([noise_seed_images(config), shapes])
+
+
+def pixel_inversions(config, r: int, model, classifier_vars):
+  """Round r's hard negatives: `ood.pixel_inversions_per_class` shape images per K+1
+  class, moved by pixel-space inversion until round r's classifier assigns them that
+  class. Returns `(images, labels)`."""
+  info = garbage_info(config)
+  labels = sampling.labels_for(config.ood.pixel_inversions_per_class, range(info.num_classes))
+  starts = garbage_sources.shape_images([config.seed, 0x7069, r], len(labels), info.image_shape)
+  images = garbage_sources.hard_negatives(
+      model, classifier_vars, starts, labels, steps=config.ood.pixel_inversion_steps,
+      learning_rate=config.ood.pixel_inversion_lr, batch_size=EVAL_BATCH)
+  return images, labels
+
+
 def garbage_before(config, workdir, r: int) -> np.ndarray:
-  """The garbage class as round r trains on it: the noise seed, then rounds 0 … r−1."""
-  parts = [noise_seed_images(config)]
+  """The garbage class as round r trains on it: the seed, then rounds 0 … r−1."""
+  parts = [seed_images(config)]
   for q in range(r):
     path = round_dir(workdir, q) / "garbage.npz"
     with np.load(path, allow_pickle=False) as f:
@@ -326,16 +352,25 @@ def run(config, workdir) -> dict:
         labels = sampling.labels_for(config.ood.samples_per_class, range(info.num_classes))
         images = sampling.sample(generator, gen_vars, labels, jax.random.fold_in(keys["sample"], r),
                                  batch_size=EVAL_BATCH, dropout=config.generator.dropout_at_sampling)
+        source = np.full(len(labels), SOURCE_GENERATOR, np.int8)
+        if config.ood.pixel_inversions_per_class:
+          more_images, more_labels = pixel_inversions(config, r, model, cls_vars)
+          images = np.concatenate([images, more_images])
+          labels = np.concatenate([labels, more_labels])
+          source = np.concatenate([source, np.full(len(more_labels), SOURCE_PIXELS, np.int8)])
         if distributed.is_primary():
-          _write_npz(rdir / "garbage.npz", images=images, labels=labels)
+          _write_npz(rdir / "garbage.npz", images=images, labels=labels, source=source)
       with np.load(rdir / "garbage.npz", allow_pickle=False) as f:
         images, labels = f["images"], f["labels"]
+        source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
       # How the classifier that was inverted sees its inversions (method notes §6, step 4:
       # rounds go on until the inverted samples look in-distribution and their uncertainty drops).
       inv_logits = logits_of(model, cls_vars, images)
-      summary["inverted_target_accuracy"] = metrics.accuracy(inv_logits.argmax(-1), labels)
-      summary["inverted_mean_ue"] = float(ood.uncertainty_score(inv_logits).mean())
-      summary["inverted_added"] = int(len(images))
+      for name, chosen in (("inverted", source == SOURCE_GENERATOR), ("pixel_inverted", source == SOURCE_PIXELS)):
+        if chosen.any():
+          summary[f"{name}_target_accuracy"] = metrics.accuracy(inv_logits[chosen].argmax(-1), labels[chosen])
+          summary[f"{name}_mean_ue"] = float(ood.uncertainty_score(inv_logits[chosen]).mean())
+          summary[f"{name}_added"] = int(chosen.sum())
     if distributed.is_primary():
       done_path.write_text(json.dumps(summary, indent=2) + "\n")
     log.info("ood round %d: %s", r, summary)
@@ -352,10 +387,12 @@ def run(config, workdir) -> dict:
 
 @dataclasses.dataclass
 class Detector:
-  """The final K+1-class classifier and the plain K-class baseline of an `ood train` run."""
+  """The K+1-class classifiers of the last `ood.detector_rounds` rounds (the final one
+  last) and the plain K-class baseline of an `ood train` run. The detector's output is
+  the mean of its classifiers' probabilities (`detector_logits`)."""
   config: object
   model: object
-  variables: dict
+  variables: list
   baseline_model: object
   baseline_variables: dict
 
@@ -384,7 +421,10 @@ def restore(workdir) -> Detector:
                                             classifier_run.make_optimizer(config, 1), key),
       jax.random.key(0))
   target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
-  variables = _restore_phase(_classifier_checkpoints, config, final / "classifier/checkpoints", target)
+  first = rounds + 1 - config.ood.detector_rounds
+  variables = [_restore_phase(_classifier_checkpoints, config,
+                              round_dir(workdir, r) / "classifier/checkpoints", target)
+               for r in range(first, rounds + 1)]
   base_model, base_vars, _, _ = classifier_run.restore(workdir / "baseline")
   return Detector(config, model, variables, base_model, base_vars)
 
@@ -404,11 +444,18 @@ def check_images(images, image_shape, source: str = "images") -> np.ndarray:
   return images.astype(np.float32)
 
 
+def detector_logits(detector: Detector, images) -> np.ndarray:
+  """Log of the mean probabilities of the detector's classifiers (float64): logits whose
+  softmax is that mean, so every score reads them like one classifier's."""
+  return ood.mean_probability_logits(
+      [logits_of(detector.model, variables, images) for variables in detector.variables])
+
+
 def score(detector: Detector, images) -> dict:
   """Every score (higher = more OOD) of `images`, plus both classifiers' predictions."""
   c = detector.config.ood
   images = check_images(images, detector.model_input_shape)
-  logits = logits_of(detector.model, detector.variables, images)
+  logits = detector_logits(detector, images)
   base = logits_of(detector.baseline_model, detector.baseline_variables, images)
   perturbed = batched(
       lambda x: ood.odin_logits(detector.baseline_model, detector.baseline_variables, x,
@@ -500,14 +547,21 @@ def evaluate(workdir, sets=None) -> dict:
 
 
 def garbage_rows(config, workdir, per_class: int = 2):
-  """`[(row name, images)]`: the noise seed, then `per_class` inverted images of each of
-  the K+1 classes for every round."""
-  rows = [("noise seed", noise_seed_images(config)[:per_class * garbage_info(config).num_classes])]
+  """`[(row name, images)]`: the noise seed, the shape seed, then `per_class` inverted
+  images of each of the K+1 classes for every round (generator, then pixel inversions)."""
+  count = per_class * garbage_info(config).num_classes
+  rows = [("noise seed", noise_seed_images(config)[:count])]
+  if config.ood.shape_images:
+    rows.append(("shape seed", seed_images(config)[config.ood.noise_images:][:count]))
   for r in range(config.ood.rounds):
     with np.load(round_dir(workdir, r) / "garbage.npz", allow_pickle=False) as f:
       images, labels = f["images"], f["labels"]
-    chosen = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in np.unique(labels)])
-    rows.append((f"round {r}", images[chosen]))
+      source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
+    for code, suffix in ((SOURCE_GENERATOR, ""), (SOURCE_PIXELS, " pixels")):
+      mine = np.flatnonzero(source == code)
+      if len(mine):
+        chosen = np.concatenate([mine[labels[mine] == k][:per_class] for k in np.unique(labels[mine])])
+        rows.append((f"round {r}{suffix}", images[chosen]))
   return rows
 
 

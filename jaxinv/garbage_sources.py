@@ -1,0 +1,99 @@
+"""Data-free garbage for the OOD detector beyond the paper's noise seed and generator
+inversions [ours] (README, "OOD detection").
+
+  * `shape_images`: "dead leaves" images — random ellipses and rectangles of random
+    intensity painted over each other on a random background, some slightly blurred.
+    They have what white noise lacks and real objects have: large flat regions and
+    sharp edges. No data is used.
+  * `hard_negatives`: pixel-space inversion from such starts — Adam on each image's
+    pixels until the classifier assigns it the given label. The results stay far from
+    the data (the start's layout under stroke-like textures; README figure) while the
+    classifier is confident about them: the inputs an OOD set exploits. Added to
+    garbage, they teach the classifier to refuse them.
+
+Both are deterministic functions of their seed / inputs.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinv import losses, ood
+
+MAX_SHAPES = 8
+SHAPE_RADIUS = (1.5, 12.0)  # half-widths in pixels at 28 px, scaled with the image size
+BLUR_SIGMAS = (0.0, 0.0, 0.7, 1.5)  # drawn uniformly per image: half sharp, half blurred
+
+
+def shape_images(seed, count: int, shape) -> np.ndarray:
+  """`count` dead-leaves images of `shape` (H, W, C) in [-1, 1], float32.
+
+  Each image: a background of uniform random intensity (per channel), then 1 to
+  MAX_SHAPES shapes, each an axis-aligned rectangle or a rotated ellipse with a random
+  centre (anywhere in the image), half-widths in SHAPE_RADIUS and a uniform random
+  intensity per channel, later shapes covering earlier ones."""
+  height, width, channels = shape
+  rng = np.random.default_rng(seed)
+  scale = min(height, width) / 28.0
+  yy, xx = np.mgrid[:height, :width].astype(np.float64)
+  images = np.broadcast_to(rng.uniform(-1, 1, (count, 1, 1, channels)),
+                           (count, height, width, channels)).copy()
+  shapes_per_image = rng.integers(1, MAX_SHAPES + 1, count)
+  for slot in range(MAX_SHAPES):
+    cy = rng.uniform(0, height, (count, 1, 1))
+    cx = rng.uniform(0, width, (count, 1, 1))
+    ry, rx = (rng.uniform(*SHAPE_RADIUS, (count, 1, 1)) * scale for _ in range(2))
+    angle = rng.uniform(0, np.pi, (count, 1, 1))
+    ellipse = rng.random((count, 1, 1)) < 0.5
+    value = rng.uniform(-1, 1, (count, channels))
+    u = ((xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)) / rx
+    v = (-(xx - cx) * np.sin(angle) + (yy - cy) * np.cos(angle)) / ry
+    inside = np.where(ellipse, u * u + v * v <= 1,
+                      (np.abs(xx - cx) <= rx) & (np.abs(yy - cy) <= ry))
+    inside &= (slot < shapes_per_image)[:, None, None]
+    images = np.where(inside[..., None], value[:, None, None, :], images)
+  sigmas = rng.choice(BLUR_SIGMAS, count)
+  for sigma in np.unique(sigmas):
+    chosen = sigmas == sigma
+    images[chosen] = ood.gaussian_blur(images[chosen], float(sigma) * scale)
+  return np.clip(images, -1.0, 1.0).astype(np.float32)
+
+
+def hard_negatives(model, variables, starts, labels, *, steps: int, learning_rate: float,
+                   batch_size: int = 500) -> np.ndarray:
+  """`starts` [N, H, W, C] moved by `steps` Adam steps on the pixels (clipped to [-1, 1]
+  after each) to lower the cross-entropy of `model` (a jaxinv classifier, inference
+  mode) for `labels` [N]. Each image's update depends only on itself (a sum of
+  per-image losses, element-wise Adam), so the batching does not change the result."""
+  starts = np.asarray(starts, np.float32)
+  labels = np.asarray(labels, np.int32)
+  if len(starts) != len(labels):
+    raise ValueError(f"hard_negatives: {len(starts)} starts but {len(labels)} labels.")
+  optimise = _optimiser(model, int(steps))
+  out = [np.asarray(optimise(variables, jnp.asarray(starts[i:i + batch_size]),
+                             jnp.asarray(labels[i:i + batch_size]), jnp.float32(learning_rate)))
+         for i in range(0, len(starts), batch_size)]
+  return np.concatenate(out) if out else starts
+
+
+@functools.lru_cache(maxsize=8)
+def _optimiser(model, steps: int):
+  def optimise(variables, images, labels, learning_rate):
+    tx = optax.adam(learning_rate)
+
+    def loss(x):
+      logits = model.apply(variables, x, train=False)[0]
+      return jnp.sum(jax.vmap(losses.cross_entropy)(logits, labels))
+
+    def body(carry, _):
+      x, opt_state = carry
+      updates, opt_state = tx.update(jax.grad(loss)(x), opt_state)
+      return (jnp.clip(x + updates, -1.0, 1.0), opt_state), None
+
+    (images, _), _ = jax.lax.scan(body, (images, tx.init(images)), None, length=steps)
+    return images
+
+  return jax.jit(optimise)

@@ -1,0 +1,71 @@
+"""The OOD detector's extra garbage: dead-leaves shape images and pixel-space hard negatives."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxinv import garbage_sources, losses, ood
+from jaxinv.models import classifiers
+
+
+def test_shape_images_are_seeded_in_range_and_made_of_flat_regions():
+  a = garbage_sources.shape_images([0, 1], 200, (28, 28, 1))
+  assert a.shape == (200, 28, 28, 1) and a.dtype == np.float32
+  np.testing.assert_array_equal(a, garbage_sources.shape_images([0, 1], 200, (28, 28, 1)))
+  assert not np.array_equal(a, garbage_sources.shape_images([0, 2], 200, (28, 28, 1)))
+  assert a.min() >= -1.0 and a.max() <= 1.0
+  assert len(np.unique(a.reshape(200, -1), axis=0)) == 200  # no two alike
+  # Flat regions: most horizontal neighbours are (nearly) equal, unlike white noise's.
+  flat = lambda x: np.mean(np.abs(np.diff(x, axis=2)) < 0.02)
+  assert flat(a) > 0.7
+  assert flat(ood.gaussian_images(0, 200, (28, 28, 1), 0.5)) < 0.1
+  # Intensities cover the range (dark and bright shapes and backgrounds).
+  assert np.mean(a < -0.5) > 0.1 and np.mean(a > 0.5) > 0.1
+  colour = garbage_sources.shape_images(3, 20, (32, 32, 3))
+  assert colour.shape == (20, 32, 32, 3)
+  assert not np.allclose(colour[..., 0], colour[..., 1])  # channels drawn separately
+
+
+@pytest.fixture(scope="module")
+def small_classifier():
+  model = classifiers.build_classifier("mlp", 4, hidden=(32,))
+  variables = model.init(jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32))
+  return model, variables
+
+
+def _ce(model, variables, images, labels):
+  logits = model.apply(variables, images, train=False)[0]
+  return np.asarray(jax.vmap(losses.cross_entropy)(logits, labels))
+
+
+def test_hard_negatives_are_assigned_their_label_and_stay_in_range(small_classifier):
+  model, variables = small_classifier
+  starts = garbage_sources.shape_images(0, 32, (8, 8, 1))
+  labels = np.arange(32) % 4
+  before = _ce(model, variables, starts, labels)
+  moved = garbage_sources.hard_negatives(model, variables, starts, labels, steps=20, learning_rate=0.05)
+  after = _ce(model, variables, moved, labels)
+  assert moved.shape == starts.shape and np.abs(moved).max() <= 1.0
+  assert np.all(after < before)  # every image, not just the mean
+  logits = model.apply(variables, moved, train=False)[0]
+  assert np.mean(np.asarray(logits).argmax(-1) == labels) > np.mean(
+      np.asarray(model.apply(variables, starts, train=False)[0]).argmax(-1) == labels)
+  assert not np.allclose(moved, starts)
+
+
+def test_hard_negatives_do_not_depend_on_the_batching(small_classifier):
+  model, variables = small_classifier
+  starts = garbage_sources.shape_images(1, 12, (8, 8, 1))
+  labels = np.arange(12) % 4
+  whole = garbage_sources.hard_negatives(model, variables, starts, labels, steps=5,
+                                         learning_rate=0.05, batch_size=12)
+  pieces = garbage_sources.hard_negatives(model, variables, starts, labels, steps=5,
+                                          learning_rate=0.05, batch_size=5)  # 5 + 5 + 2
+  np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-6)
+
+
+def test_hard_negatives_reject_mismatched_labels(small_classifier):
+  model, variables = small_classifier
+  with pytest.raises(ValueError, match="3 starts but 2 labels"):
+    garbage_sources.hard_negatives(model, variables, np.zeros((3, 8, 8, 1)), [0, 1], steps=1,
+                                   learning_rate=0.1)
