@@ -171,6 +171,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # [ours] Dead-leaves shape images (jaxinv.garbage_sources.shape_images) added to the seed:
   # flat regions and edges, which white noise lacks. 0: the paper's noise-only seed.
   c.ood.shape_images = 64 if tiny else 6000
+  # [ours] Random-stroke images (jaxinv.garbage_sources.stroke_images) added to the seed: thin
+  # curves, which neither noise nor shapes have. Off by default; configs/ood_fashion_mnist.py
+  # turns it on (its OOD partner, MNIST, is strokes; README, OOD results).
+  c.ood.stroke_images = 0
   # [ours] Per round and per K+1 class, shape images moved by pixel-space inversion until the
   # round's classifier assigns them the class (jaxinv.garbage_sources.hard_negatives), added
   # to garbage beside the generator's images. 0: generator images only (the paper).
@@ -362,7 +366,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("ood.rounds", "ood.noise_images", "ood.samples_per_class", "ood.epochs_per_round",
                 "ood.inversion_steps", "ood.eval_max_images"):
     need(config_get(config, field) > 0, field, "a positive integer")
-  for field in ("ood.shape_images", "ood.pixel_inversions_per_class"):
+  for field in ("ood.shape_images", "ood.stroke_images", "ood.pixel_inversions_per_class"):
     value = config_get(config, field)
     need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
          "a non-negative integer (0 switches it off)")

@@ -5,6 +5,8 @@ inversions [ours] (README, "OOD detection").
     intensity painted over each other on a random background, some slightly blurred.
     They have what white noise lacks and real objects have: large flat regions and
     sharp edges. No data is used.
+  * `stroke_images`: random thin curves (cubic Bézier strokes) on a random background —
+    line drawings, the shapes' thin counterpart.
   * `hard_negatives`: pixel-space inversion from such starts — Adam on each image's
     pixels until the classifier assigns it the given label. The results stay far from
     the data (the start's layout under stroke-like textures; README figure) while the
@@ -60,6 +62,39 @@ def shape_images(seed, count: int, shape) -> np.ndarray:
     chosen = sigmas == sigma
     images[chosen] = ood.gaussian_blur(images[chosen], float(sigma) * scale)
   return np.clip(images, -1.0, 1.0).astype(np.float32)
+
+
+def stroke_images(seed, count: int, shape, max_strokes: int = 3) -> np.ndarray:
+  """`count` images of 1 to `max_strokes` random cubic Bézier strokes, `shape` (H, W, C) in
+  [-1, 1], float32: a background of uniform random intensity (per channel), each stroke
+  0.6–2 px in radius (at 28 px) with a uniform random intensity per channel. The thin,
+  curved counterpart of `shape_images` (line drawings rather than regions)."""
+  height, width, channels = shape
+  rng = np.random.default_rng(seed)
+  scale = min(height, width) / 28.0
+  t = np.linspace(0.0, 1.0, 2 * max(height, width))[:, None]
+  bernstein = np.concatenate([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3], 1)
+  reach = int(np.ceil(2.0 * scale))
+  offsets = np.stack(np.mgrid[-reach:reach + 1, -reach:reach + 1], -1).reshape(-1, 2)  # [O, 2]
+  images = np.broadcast_to(rng.uniform(-1, 1, (count, 1, channels)),
+                           (count, height * width, channels)).copy()
+  strokes_per_image = rng.integers(1, max_strokes + 1, count)
+  rows = np.arange(count)[:, None, None]
+  for slot in range(max_strokes):
+    controls = rng.uniform(0.07, 0.93, (count, 4, 2)) * (height, width)
+    points = np.einsum("tk,nkd->ntd", bernstein, controls)  # [N, T, 2] along each stroke
+    radius = rng.uniform(0.6, 2.0, count) * scale
+    value = rng.uniform(-1, 1, (count, channels))
+    # Pixels whose centre lies within the radius of a point on the curve.
+    pixels = np.round(points)[:, :, None, :].astype(np.int64) + offsets  # [N, T, O, 2]
+    near = ((pixels - points[:, :, None, :]) ** 2).sum(-1) <= radius[:, None, None] ** 2
+    near &= (pixels[..., 0] >= 0) & (pixels[..., 0] < height) & (pixels[..., 1] >= 0)
+    near &= (pixels[..., 1] < width) & (slot < strokes_per_image)[:, None, None]
+    inside = np.zeros((count, height * width), bool)
+    flat = np.clip(pixels[..., 0], 0, height - 1) * width + np.clip(pixels[..., 1], 0, width - 1)
+    inside[np.broadcast_to(rows, flat.shape)[near], flat[near]] = True
+    images = np.where(inside[..., None], value[:, None, :], images)
+  return images.reshape(count, height, width, channels).astype(np.float32)
 
 
 def hard_negatives(model, variables, starts, labels, *, steps: int, learning_rate: float,

@@ -1,4 +1,4 @@
-"""The OOD detector's extra garbage: dead-leaves shape images and pixel-space hard negatives."""
+"""The OOD detector's extra garbage: shape and stroke images, pixel-space hard negatives."""
 
 import jax
 import numpy as np
@@ -24,6 +24,23 @@ def test_shape_images_are_seeded_in_range_and_made_of_flat_regions():
   colour = garbage_sources.shape_images(3, 20, (32, 32, 3))
   assert colour.shape == (20, 32, 32, 3)
   assert not np.allclose(colour[..., 0], colour[..., 1])  # channels drawn separately
+
+
+def test_stroke_images_are_seeded_thin_curves_on_a_flat_background():
+  a = garbage_sources.stroke_images([0, 1], 200, (28, 28, 1))
+  assert a.shape == (200, 28, 28, 1) and a.dtype == np.float32
+  np.testing.assert_array_equal(a, garbage_sources.stroke_images([0, 1], 200, (28, 28, 1)))
+  assert a.min() >= -1.0 and a.max() <= 1.0
+  background = a == a[:, :1, :1]  # the corner is almost always background
+  share = background.reshape(200, -1).mean(1)
+  assert 0.6 < np.median(share) < 0.99  # thin: most of each image is background, not all
+  assert np.mean(share < 1.0) > 0.95  # (nearly) every image has a stroke
+  assert len(np.unique(a.reshape(200, -1), axis=0)) == 200
+  # A stroke is a connected curve, not scattered dots: its pixels have stroke neighbours.
+  stroke = ~background[..., 0]
+  neighbours = stroke[:, 1:, :] & stroke[:, :-1, :]
+  assert neighbours.sum() > 0.5 * stroke[:, 1:, :].sum()
+  assert garbage_sources.stroke_images(3, 4, (32, 32, 3)).shape == (4, 32, 32, 3)
 
 
 @pytest.fixture(scope="module")

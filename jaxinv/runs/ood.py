@@ -124,10 +124,12 @@ def noise_seed_images(config) -> np.ndarray:
 
 
 def seed_images(config) -> np.ndarray:
-  """The garbage class before any round: the noise images, then the shape images."""
-  shapes = garbage_sources.shape_images([config.seed, 0x7368], config.ood.shape_images,
-                                        data.info(config.dataset).image_shape)
-  return np.concatenate([noise_seed_images(config), shapes])
+  """The garbage class before any round: the noise images, the shape images, then the
+  stroke images."""
+  shape = data.info(config.dataset).image_shape
+  shapes = garbage_sources.shape_images([config.seed, 0x7368], config.ood.shape_images, shape)
+  strokes = garbage_sources.stroke_images([config.seed, 0x7374], config.ood.stroke_images, shape)
+  return np.concatenate([noise_seed_images(config), shapes, strokes])
 
 
 def pixel_inversions(config, r: int, model, classifier_vars):
@@ -551,8 +553,12 @@ def garbage_rows(config, workdir, per_class: int = 2):
   images of each of the K+1 classes for every round (generator, then pixel inversions)."""
   count = per_class * garbage_info(config).num_classes
   rows = [("noise seed", noise_seed_images(config)[:count])]
-  if config.ood.shape_images:
-    rows.append(("shape seed", seed_images(config)[config.ood.noise_images:][:count]))
+  seeded = seed_images(config)
+  start = config.ood.noise_images
+  for name, size in (("shape seed", config.ood.shape_images), ("stroke seed", config.ood.stroke_images)):
+    if size:
+      rows.append((name, seeded[start:start + min(size, count)]))
+    start += size
   for r in range(config.ood.rounds):
     with np.load(round_dir(workdir, r) / "garbage.npz", allow_pickle=False) as f:
       images, labels = f["images"], f["labels"]
