@@ -19,7 +19,7 @@ Workdir layout (every phase resumes from its own checkpoints; rerun the same com
 
 Round r trains the classifier (warm-started from round r−1, fresh optimizer) for
 `ood.epochs_per_round` epochs on the training data plus the seed (Gaussian noise and
-[ours] dead-leaves shapes) and the garbage of rounds < r, with class-weighted
+[ours] dead-leaves shapes and random strokes) and the garbage of rounds < r, with class-weighted
 cross-entropy; then trains the generator (warm-started likewise) for `ood.inversion_steps`
 steps against that classifier, samples `ood.samples_per_class` images of each of the K+1
 classes and writes them to garbage, with [ours] `ood.pixel_inversions_per_class` hard
