@@ -145,9 +145,10 @@ def pixel_inversions(config, r: int, model, classifier_vars):
   return images, labels
 
 
-def garbage_before(config, workdir, r: int) -> np.ndarray:
-  """The garbage class as round r trains on it: the seed, then rounds 0 … r−1."""
-  parts = [seed_images(config)]
+def garbage_before(config, workdir, r: int, seed=None) -> np.ndarray:
+  """The garbage class as round r trains on it: the seed (`seed_images(config)`, drawn
+  here unless given), then rounds 0 … r−1."""
+  parts = [seed_images(config) if seed is None else seed]
   for q in range(r):
     path = round_dir(workdir, q) / "garbage.npz"
     with np.load(path, allow_pickle=False) as f:
@@ -164,10 +165,10 @@ def _write_npz(path: Path, **arrays) -> None:
 
 # --- one round ---
 
-def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y, previous):
+def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y, seed, previous):
   """Round r's classifier phase; returns its final `{"params", "batch_stats"}` on the host."""
   info = garbage_info(config)
-  garbage = garbage_before(config, workdir, r)
+  garbage = garbage_before(config, workdir, r, seed)
   x = np.concatenate([train_x, garbage])
   y = np.concatenate([train_y, np.full(len(garbage), info.num_classes - 1, np.int32)])
   weights = class_weights(y, info.num_classes, config.ood.class_weighting, config.ood.garbage_weight)
@@ -275,6 +276,15 @@ def _resume_or_start(ckpt, config, init, key, tx, previous, mesh):
                           opt_state=tx.init(previous["params"])), 0
 
 
+def _classifier_target(config, model):
+  """A restore target for the K+1-class classifier's checkpoints (`checkpoint.restore_target`)."""
+  info = garbage_info(config)
+  return checkpoint.restore_target(
+      lambda key: classifier_run.init_state(config, model, info.image_shape,
+                                            classifier_run.make_optimizer(config, 1), key),
+      jax.random.key(0))
+
+
 def _restore_phase(checkpointer_fn, config, directory, target):
   with checkpointer_fn(config, directory) as ckpt:
     return ckpt.restore_model({"params": target.params, "batch_stats": target.batch_stats})
@@ -313,15 +323,12 @@ def run(config, workdir) -> dict:
   test_x, test_y = test_x[:config.ood.eval_max_images], test_y[:config.ood.eval_max_images]
   model = classifier_run.build_model(config, info.num_classes)
   generator = inversion_run.build_generator(config, info)
-  cls_target = jax.eval_shape(
-      lambda key: classifier_run.init_state(config, model, info.image_shape,
-                                            classifier_run.make_optimizer(config, 1), key),
-      jax.random.key(0))
-  gen_target = jax.eval_shape(
+  cls_target = _classifier_target(config, model)
+  gen_target = checkpoint.restore_target(
       lambda key: inversion_run.init_generator_state(config, generator,
                                                      inversion_run.make_optimizer(config), key),
       jax.random.key(0))
-  zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+  seed = seed_images(config)  # drawn once: every round's classifier trains on it
   rounds = config.ood.rounds
   cls_vars = gen_vars = None
   round_summaries = []
@@ -335,8 +342,9 @@ def run(config, workdir) -> dict:
       continue
     if r > 0 and cls_vars is None:
       cls_vars = _restore_phase(_classifier_checkpoints, config, round_dir(workdir, r - 1) / "classifier/checkpoints",
-                                zeros(cls_target))
+                                cls_target)
     cls_vars, cls_record = _train_classifier(config, workdir, r, model=model, mesh=mesh, keys=keys,
+                                             seed=seed,
                                              train_x=train_x, train_y=train_y, previous=cls_vars)
     summary = {"round": r, **cls_record}
     test_pred = logits_of(model, cls_vars, test_x).argmax(-1)
@@ -348,7 +356,7 @@ def run(config, workdir) -> dict:
       else:
         if r > 0 and gen_vars is None:
           gen_vars = _restore_phase(_generator_checkpoints, config,
-                                    round_dir(workdir, r - 1) / "generator/checkpoints", zeros(gen_target))
+                                    round_dir(workdir, r - 1) / "generator/checkpoints", gen_target)
         gen_vars = _train_generator(config, workdir, r, model=model, classifier_vars=cls_vars,
                                     generator=generator, mesh=mesh, keys=keys, previous=gen_vars)
         labels = sampling.labels_for(config.ood.samples_per_class, range(info.num_classes))
@@ -418,11 +426,7 @@ def restore(workdir) -> Detector:
         "rerun `jaxinv ood train` with the same arguments to finish it.")
   info = garbage_info(config)
   model = classifier_run.build_model(config, info.num_classes)
-  target = jax.eval_shape(
-      lambda key: classifier_run.init_state(config, model, info.image_shape,
-                                            classifier_run.make_optimizer(config, 1), key),
-      jax.random.key(0))
-  target = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), target)
+  target = _classifier_target(config, model)
   first = rounds + 1 - config.ood.detector_rounds
   variables = [_restore_phase(_classifier_checkpoints, config,
                               round_dir(workdir, r) / "classifier/checkpoints", target)
