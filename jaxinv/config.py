@@ -181,6 +181,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.pixel_inversions_per_class = 4 if tiny else 500
   c.ood.pixel_inversion_steps = 3 if tiny else 30
   c.ood.pixel_inversion_lr = 0.05
+  # [ours] What the hard negatives start from: "shapes" and/or "strokes" (the images of
+  # garbage_sources), split evenly, interleaved so every class gets each kind.
+  # configs/ood_fashion_mnist.py adds strokes (README, OOD results, session 8).
+  c.ood.pixel_inversion_starts = ("shapes",)
   c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
   c.ood.epochs_per_round = 1
   c.ood.inversion_steps = 4 if tiny else 300  # generator steps per round (warm-started)
@@ -288,6 +292,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
     node[leaf] = value
 
 
+# What ood.pixel_inversion_starts may name (jaxinv.runs.ood.pixel_inversions draws them).
+PIXEL_INVERSION_STARTS = ("shapes", "strokes")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
@@ -374,6 +382,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(1 <= config.ood.detector_rounds <= config.ood.rounds + 1, "ood.detector_rounds",
        f"1 to ood.rounds + 1 = {config.ood.rounds + 1} (the loop trains that many classifiers)")
   need(config.ood.pixel_inversion_lr > 0, "ood.pixel_inversion_lr", "a positive float")
+  starts = tuple(config.ood.pixel_inversion_starts)
+  need(len(starts) > 0 and len(set(starts)) == len(starts)
+       and set(starts) <= set(PIXEL_INVERSION_STARTS), "ood.pixel_inversion_starts",
+       f"a non-empty tuple of distinct names from {PIXEL_INVERSION_STARTS}")
   need(config.ood.class_weighting in ("balanced", "uniform"), "ood.class_weighting",
        "'balanced' or 'uniform'")
   for field in ("ood.noise_std", "ood.garbage_weight", "ood.odin_temperature"):

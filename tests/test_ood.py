@@ -225,6 +225,33 @@ def test_ood_config_fields_are_validated():
   for field in ("ood.shape_images", "ood.pixel_inversions_per_class", "ood.pixel_inversion_lr",
                 "ood.detector_rounds"):
     assert field in str(err.value)
+  for bad in ((), ("shapes", "shapes"), ("noise",)):
+    config = config_lib.default_config("mnist", "tiny")
+    config.ood.pixel_inversion_starts = bad
+    with pytest.raises(ValueError, match="ood.pixel_inversion_starts"):
+      config_lib.validate(config)
+
+
+def test_pixel_inversion_starts_interleave_the_named_kinds():
+  from jaxinv import garbage_sources, sampling
+  config = config_lib.default_config("mnist", "tiny")
+  assert tuple(config.ood.pixel_inversion_starts) == ("shapes",)
+  count, shape = 24, (28, 28, 1)
+  # Shapes alone: the draw earlier runs made (same key), so they resume and evaluate as made.
+  np.testing.assert_array_equal(ood_run.pixel_inversion_starts(config, 3, count),
+                                garbage_sources.shape_images([config.seed, 0x7069, 3], count, shape))
+  config.ood.pixel_inversion_starts = ("shapes", "strokes")
+  config_lib.validate(config)
+  starts = ood_run.pixel_inversion_starts(config, 3, count)
+  assert starts.shape == (count, *shape) and np.abs(starts).max() <= 1.0
+  np.testing.assert_array_equal(starts[0::2], garbage_sources.shape_images([config.seed, 0x7069, 3], count // 2, shape))
+  np.testing.assert_array_equal(starts[1::2], garbage_sources.stroke_images([config.seed, 0x7069, 3, 1], count // 2, shape))
+  # labels_for lists the classes in blocks: an even block per class gets both kinds equally.
+  labels = sampling.labels_for(4, range(6))
+  for c in range(6):
+    assert sorted(np.flatnonzero(labels == c) % 2) == [0, 0, 1, 1]
+  np.testing.assert_array_equal(starts, ood_run.pixel_inversion_starts(config, 3, count))  # seeded
+  assert not np.array_equal(starts, ood_run.pixel_inversion_starts(config, 4, count))  # per round
 
 
 def test_saved_ood_configs_from_before_the_extra_garbage_load_without_it(tmp_path):

@@ -132,13 +132,28 @@ def seed_images(config) -> np.ndarray:
   return np.concatenate([noise_seed_images(config), shapes, strokes])
 
 
+def pixel_inversion_starts(config, r: int, count: int) -> np.ndarray:
+  """`count` start images for round r's hard negatives: image i is of kind
+  `ood.pixel_inversion_starts[i % kinds]`. Shapes keep the key they had when they were the
+  only kind, so ("shapes",) draws what earlier runs drew."""
+  shape = garbage_info(config).image_shape
+  kinds = tuple(config.ood.pixel_inversion_starts)
+  draw = {"shapes": lambda n: garbage_sources.shape_images([config.seed, 0x7069, r], n, shape),
+          "strokes": lambda n: garbage_sources.stroke_images([config.seed, 0x7069, r, 1], n, shape)}
+  which = np.arange(count) % len(kinds)
+  starts = np.empty((count, *shape), np.float32)
+  for k, kind in enumerate(kinds):
+    starts[which == k] = draw[kind](int(np.sum(which == k)))
+  return starts
+
+
 def pixel_inversions(config, r: int, model, classifier_vars):
-  """Round r's hard negatives: `ood.pixel_inversions_per_class` shape images per K+1
-  class, moved by pixel-space inversion until round r's classifier assigns them that
-  class. Returns `(images, labels)`."""
+  """Round r's hard negatives: `ood.pixel_inversions_per_class` start images per K+1
+  class (the kinds of `ood.pixel_inversion_starts`, interleaved), moved by pixel-space
+  inversion until round r's classifier assigns them that class. Returns `(images, labels)`."""
   info = garbage_info(config)
   labels = sampling.labels_for(config.ood.pixel_inversions_per_class, range(info.num_classes))
-  starts = garbage_sources.shape_images([config.seed, 0x7069, r], len(labels), info.image_shape)
+  starts = pixel_inversion_starts(config, r, len(labels))
   images = garbage_sources.hard_negatives(
       model, classifier_vars, starts, labels, steps=config.ood.pixel_inversion_steps,
       learning_rate=config.ood.pixel_inversion_lr, batch_size=EVAL_BATCH)
