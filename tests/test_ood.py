@@ -369,3 +369,30 @@ def test_score_command_on_a_small_file(ood_run_dir, tmp_path, capsys):
   assert cli.main(["ood", "score", "--workdir", str(ood_run_dir), "--images", str(path),
                    "--out", str(out)]) == 2
   assert "no `images` array" in capsys.readouterr().err
+
+
+def test_round_classifiers_and_the_per_round_table(ood_run_dir, capsys, monkeypatch):
+  import runpy
+  config = config_lib.load_json(ood_run_dir / "config.json")
+  rounds = config.ood.rounds
+  _, every = ood_run.round_classifiers(ood_run_dir, range(rounds + 1))
+  detector = ood_run.restore(ood_run_dir)
+  for mine, theirs in zip(every[-config.ood.detector_rounds:], detector.variables):
+    jax.tree.map(np.testing.assert_array_equal, mine, theirs)
+  assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, every[0], every[-1])))
+  with pytest.raises(FileNotFoundError, match="round 9 of .* has not trained"):
+    ood_run.round_classifiers(ood_run_dir, [9])
+  script = REPO / "benchmarks/ood_rounds.py"
+  monkeypatch.setattr("sys.argv", ["ood_rounds.py", "--workdir", str(ood_run_dir),
+                                   "--sets", "gaussian,inverted", "--last", "2"])
+  runpy.run_path(str(script), run_name="__main__")
+  lines = capsys.readouterr().out.splitlines()
+  rows = [line for line in lines if line.startswith("| ") and not line.startswith("| round")
+          and not line.startswith("| mean")]
+  assert len(rows) == rounds + 1 + 2  # every round alone, then the last 1 and 2 rounds
+  assert rows[-1].startswith("| 2 (config) |")
+  for row in rows:
+    accuracy, *sets = [cell.strip() for cell in row.strip("|").split("|")][1:]
+    assert 0.0 <= float(accuracy) <= 100.0 and len(sets) == 2
+    auroc, fpr, detection = (float(x) for x in sets[0].split(" / "))
+    assert 0.0 <= auroc <= 1.0 and 0.0 <= fpr <= 100.0 and 0.0 <= detection <= 100.0

@@ -439,15 +439,27 @@ def restore(workdir) -> Detector:
     raise FileNotFoundError(
         f"{workdir} holds no finished `jaxinv ood train` run ({final / 'summary.json'} is missing); "
         "rerun `jaxinv ood train` with the same arguments to finish it.")
-  info = garbage_info(config)
-  model = classifier_run.build_model(config, info.num_classes)
-  target = _classifier_target(config, model)
   first = rounds + 1 - config.ood.detector_rounds
-  variables = [_restore_phase(_classifier_checkpoints, config,
-                              round_dir(workdir, r) / "classifier/checkpoints", target)
-               for r in range(first, rounds + 1)]
+  model, variables = round_classifiers(workdir, range(first, rounds + 1), config)
   base_model, base_vars, _, _ = classifier_run.restore(workdir / "baseline")
   return Detector(config, model, variables, base_model, base_vars)
+
+
+def round_classifiers(workdir, rounds, config=None):
+  """The K+1-class model and the variables of its classifier in each of `rounds` (round
+  numbers of a run in `workdir`), e.g. to score every round alone."""
+  workdir = Path(workdir)
+  config = config or read_config(workdir, PRODUCED_BY)
+  model = classifier_run.build_model(config, garbage_info(config).num_classes)
+  target = _classifier_target(config, model)
+  variables = []
+  for r in rounds:
+    directory = round_dir(workdir, r) / "classifier/checkpoints"
+    if not directory.is_dir():
+      raise FileNotFoundError(f"{directory} is missing: round {r} of {workdir} has not trained "
+                              "its classifier (rerun `jaxinv ood train`).")
+    variables.append(_restore_phase(_classifier_checkpoints, config, directory, target))
+  return model, variables
 
 
 def check_images(images, image_shape, source: str = "images") -> np.ndarray:
