@@ -10,8 +10,10 @@ Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all
   light  width 32, resize-convolutions (configs/mnist.py's generator)
   fast   width 16, resize-convolutions (configs/mnist.py:fast's generator)
 `--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
-port runs) at the first batch size; `--xla-conv` adds the transposed generators with
-XLA's own convolution gradients (`generator.conv_impl="xla"`, the baseline of
+port runs) at the first batch size, and the classifier with XLA's convolution gradients
+and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the transposed
+generators and the classifier with XLA's own convolution gradients
+(`generator.conv_impl="xla"`, `classifier.conv_impl="xla"`, the baselines of
 `jaxinv.models.fast_conv`). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
@@ -34,6 +36,7 @@ import numpy as np
 
 from jaxinv import config as config_lib
 from jaxinv import data, rng, steps
+from jaxinv.models import classifiers, layers
 from jaxinv.models import generator as generator_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
@@ -102,8 +105,14 @@ class _NaiveConvTranspose(nn.ConvTranspose):
   pass
 
 
-def jax_classifier(batch):
+def _flax_max_pool(x):
+  return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+
+def jax_classifier(batch, conv_impl="auto", naive=False):
+  """naive: what a plain Flax port runs (XLA's convolution gradients, flax.linen.max_pool)."""
   config = config_lib.default_config("mnist")
+  config.classifier.conv_impl = "xla" if naive else conv_impl
   info = data.info("mnist")
   model = classifier_run.build_model(config, info.num_classes)
   variables = model.init(jax.random.key(0), jnp.zeros((1, *info.image_shape)))
@@ -114,8 +123,13 @@ def jax_classifier(batch):
                 "label": jnp.asarray(generator.integers(0, 10, batch), jnp.int32)}
   key = jax.random.key(0)
   start = time.perf_counter()
-  compiled = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0).lower(
-      state, batch_data, key).compile()
+  try:
+    if naive:  # PaperCNN looks max_pool_2x2 up when it is traced (by .lower, next)
+      classifiers.max_pool_2x2 = _flax_max_pool
+    compiled = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0).lower(
+        state, batch_data, key).compile()
+  finally:
+    classifiers.max_pool_2x2 = layers.max_pool_2x2
   compile_s = time.perf_counter() - start
   holder = [state]
 
@@ -281,6 +295,14 @@ def main():
       run, compile_s, xla_conv_flops, params = jax_inversion(preset, batch, conv_impl="xla")
       add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           xla_conv_flops)
+    if args.xla_conv and kind == "classifier":
+      run, compile_s, xla_conv_flops, params = jax_classifier(batch, conv_impl="xla")
+      add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
+          xla_conv_flops)
+    if args.naive and kind == "classifier":
+      run, compile_s, naive_flops, params = jax_classifier(batch, naive=True)
+      add(f"{name} jax-flax-layers", batch, params, compile_s, median_time(run, args.steps), flops, eager,
+          naive_flops)
     if args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
       run, compile_s, _, params = jax_inversion(preset, batch, naive=True)
       add(f"{name} jax-nn.ConvTranspose", batch, params, compile_s, median_time(run, 3, warmup=1), flops,

@@ -62,6 +62,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.log_every = 10 if tiny else 100
   c.classifier.steps = 0  # > 0: train this many steps instead of `epochs` (small subsets)
   c.classifier.mlp_batch_norm = False  # batch norm after each hidden dense layer of the MLP
+  # How the CNN's convolutions are differentiated (jaxinv.models.fast_conv): "auto" = the
+  # kernel gradient in batch blocks on one CPU device, XLA's own elsewhere. Same function.
+  c.classifier.conv_impl = "auto"
 
   c.generator = ml_collections.ConfigDict()
   c.generator.mode = "vector_matrix"
@@ -329,8 +332,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"one of {conditioning.HOT_PATTERNS}")
   need(config.generator.upsample in generator.UPSAMPLE_KINDS, "generator.upsample",
        f"one of {generator.UPSAMPLE_KINDS}")
-  need(config.generator.get("conv_impl", "auto") in fast_conv.IMPLS, "generator.conv_impl",
-       f"one of {fast_conv.IMPLS}")
+  for field in ("generator.conv_impl", "classifier.conv_impl"):
+    need(config_get(config, field) in fast_conv.IMPLS, field, f"one of {fast_conv.IMPLS}")
   for field in ("classifier.dropout_rate", "generator.dropout_rate"):
     need(0.0 <= config_get(config, field) < 1.0, field, "a rate in [0, 1)")
   for field in ("classifier.epochs", "classifier.batch_size", "inversion.steps",

@@ -37,14 +37,47 @@ def test_conv2d_matches_lax_conv_and_its_gradients(kernel, padding, size):
       np.testing.assert_allclose(g, w_, atol=1e-10)
 
 
+@pytest.mark.parametrize("batch", [150, 64])
+def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch):
+  """"blocked" (the classifier's convolutions on CPU): value, gradients, forward mode and
+  reverse over reverse (the reconstruction prior's gradient norm) are lax.conv's, with
+  the batch split into blocks (150 = 64 + 64 + 22) or not (64)."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(batch)
+    x = jnp.asarray(rng.normal(size=(batch, 5, 6, 3)))
+    w = jnp.asarray(rng.normal(size=(3, 3, 3, 4)))
+    reference = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    blocked = lambda x, w: fast_conv.conv2d(x, w, "SAME", impl="blocked")
+    np.testing.assert_allclose(blocked(x, w), reference(x, w), atol=1e-12)
+    for argnums in (0, 1, (0, 1)):
+      loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
+      got = jax.grad(loss(blocked), argnums)(x, w)
+      want = jax.grad(loss(reference), argnums)(x, w)
+      jax.tree.map(lambda g, r: np.testing.assert_allclose(g, r, atol=1e-10), got, want)
+    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=w.shape)))
+    np.testing.assert_allclose(jax.jvp(blocked, (x, w), tangents)[1],
+                               jax.jvp(reference, (x, w), tangents)[1], atol=1e-10)
+    second = lambda conv: jax.grad(
+        lambda x: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(conv(x, w))))(w) ** 2))(x)
+    np.testing.assert_allclose(second(blocked), second(reference), rtol=1e-9, atol=1e-9)
+
+
 def test_conv2d_takes_the_custom_gradient_only_when_asked():
-  """"im2col" goes through the custom rule (a custom_vjp call in the jaxpr); "xla"
-  does not; "auto" picks im2col on CPU."""
+  """"im2col" goes through the custom rule (a custom_vjp call in the jaxpr); "blocked"
+  through a custom_jvp once the batch exceeds one block; "xla" through neither; "auto"
+  picks the CPU choice on a CPU."""
   x, w = jnp.ones((1, 6, 6, 2)), jnp.ones((3, 3, 2, 4))
-  jaxpr = lambda impl: str(jax.make_jaxpr(lambda w: fast_conv.conv2d(x, w, "SAME", impl))(w))
+  jaxpr = lambda impl, x=x: str(jax.make_jaxpr(lambda w: fast_conv.conv2d(x, w, "SAME", impl))(w))
   assert "custom_vjp" in jaxpr("im2col")
-  assert "custom_vjp" not in jaxpr("xla")
-  assert fast_conv.resolve_impl("auto") == ("im2col" if jax.default_backend() == "cpu" else "xla")
+  assert "custom_vjp" not in jaxpr("xla") and "custom_jvp" not in jaxpr("xla")
+  assert "custom_jvp" not in jaxpr("blocked")  # one block: XLA's own program
+  assert "custom_jvp" in jaxpr("blocked", jnp.ones((fast_conv.KERNEL_GRADIENT_BATCH + 1, 6, 6, 2)))
+  cpu = jax.default_backend() == "cpu"
+  assert fast_conv.resolve_impl("auto") == ("im2col" if cpu else "xla")
+  one_device = cpu and jax.device_count() == 1  # blocks would cut across a sharded batch
+  assert fast_conv.resolve_impl("auto", on_cpu="blocked") == ("blocked" if one_device else "xla")
+  assert fast_conv.resolve_impl("blocked") == "blocked"
 
 
 def test_conv2d_errors_name_the_fix():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxinv import conditioning
-from jaxinv.models import classifiers
+from jaxinv.models import classifiers, layers
 from jaxinv.models.generator import ConditionedGenerator, UPSAMPLE_KINDS
 from jaxinv.models.layers import SubPixelConvTranspose, max_pool_2x2
 
@@ -105,6 +105,55 @@ def test_max_pool_2x2_ties_and_fused_producers_match_flax():
   g = jax.jit(jax.grad(net), static_argnums=1)(kernel, max_pool_2x2)
   g_ref = jax.jit(jax.grad(net), static_argnums=1)(kernel, flax_pool)
   np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_max_pool_2x2_forward_mode_second_order_and_vmap_match_flax():
+  """jvp, reverse over reverse (the reconstruction prior's gradient norm) and vmap over
+  odd-sized inputs with ties give Flax's numbers."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(np.round(rng.normal(size=(3, 2, 7, 5, 3)) * 2) / 2)  # ties, odd sizes
+  tangent = jnp.asarray(rng.normal(size=x.shape[1:]))
+  flax_pool = lambda v: nn.max_pool(v, (2, 2), strides=(2, 2))
+  for pool_fn in (max_pool_2x2, flax_pool):
+    assert pool_fn(x[0]).shape == (2, 3, 2, 3)
+  out, jvp_out = jax.jvp(max_pool_2x2, (x[0],), (tangent,))
+  ref, jvp_ref = jax.jvp(flax_pool, (x[0],), (tangent,))
+  np.testing.assert_array_equal(out, ref)
+  np.testing.assert_array_equal(jvp_out, jvp_ref)
+  assert np.abs(np.asarray(jvp_out)).sum() > 0
+
+  weights = jnp.asarray(rng.normal(size=(3,)))
+
+  def gradient_norm(pool, w, v):  # ‖∂L/∂w‖², then differentiated w.r.t. w and v
+    inner = jax.grad(lambda w_: jnp.sum(jnp.sin(pool(v * w_))))(w)
+    return jnp.sum(inner ** 2)
+
+  for argnum in (0, 1):
+    mine = jax.grad(lambda w, v: gradient_norm(max_pool_2x2, w, v), argnum)(weights, x[0])
+    theirs = jax.grad(lambda w, v: gradient_norm(flax_pool, w, v), argnum)(weights, x[0])
+    np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
+  per_member = jax.vmap(jax.grad(lambda v: jnp.sum(jnp.cos(max_pool_2x2(v)))))(x)
+  reference = jnp.stack([jax.grad(lambda v: jnp.sum(jnp.cos(flax_pool(v))))(v) for v in x])
+  np.testing.assert_array_equal(per_member, reference)
+
+
+@pytest.mark.parametrize("impl", ["blocked", "xla", "im2col"])
+def test_conv_module_is_flax_conv_with_the_same_parameters(impl):
+  """layers.Conv (the paper CNN's convolutions) initialises the same parameters under the
+  same names as nn.Conv, so checkpoints made before it load, and computes the same."""
+  x = jax.random.normal(jax.random.key(0), (70, 6, 6, 3))
+  for use_bias in (False, True):
+    mine = layers.Conv(5, (3, 3), use_bias=use_bias, impl=impl)
+    theirs = nn.Conv(5, (3, 3), padding="SAME", use_bias=use_bias)
+    params = mine.init(jax.random.key(1), x)
+    reference = theirs.init(jax.random.key(1), x)
+    jax.tree.map(np.testing.assert_array_equal, params, reference)
+    np.testing.assert_allclose(mine.apply(params, x), theirs.apply(params, x), rtol=1e-5, atol=1e-5)
+    loss = lambda module: lambda p: jnp.sum(jnp.tanh(module.apply(p, x)))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+                 jax.grad(loss(mine))(params), jax.grad(loss(theirs))(params))
+  cnn = classifiers.PaperCNN(10, conv_impl=impl).init(jax.random.key(2), x[:1, :, :, :1])
+  assert set(cnn["params"]["conv0"]) == {"kernel"}
 
 
 def test_sampling_keeps_dropout_and_is_reproducible():

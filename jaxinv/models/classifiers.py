@@ -9,7 +9,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from jaxinv.models.layers import max_pool_2x2
+from jaxinv.models.layers import Conv, max_pool_2x2
 
 
 def _leaky_relu(x):
@@ -48,13 +48,14 @@ class PaperCNN(nn.Module):
   channels: Sequence[int] = (32, 64)
   dense_width: int = 128
   dropout_rate: float = 0.25
+  conv_impl: str = "auto"  # how the convolutions are differentiated (jaxinv.models.fast_conv)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     aux = {}
     h = x
     for i, ch in enumerate(self.channels):
-      h = nn.Conv(ch, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(h)
+      h = Conv(ch, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl, name=f"conv{i}")(h)
       h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(h)
       h = max_pool_2x2(_leaky_relu(h))
       aux[f"block{i}"] = h

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 def build_model(config, num_classes: int):
   extra = {"batch_norm": True} if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm else {}
+  if config.classifier.model == "cnn":
+    extra["conv_impl"] = config.classifier.conv_impl
   return classifiers.build_classifier(config.classifier.model, num_classes,
                                       dropout_rate=config.classifier.dropout_rate, **extra)
 
