@@ -11,10 +11,10 @@ Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all
   fast   width 16, resize-convolutions (configs/mnist.py:fast's generator)
 `--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
 port runs) at the first batch size, and the classifier with XLA's convolution gradients
-and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the transposed
-generators and the classifier with XLA's own convolution gradients
-(`generator.conv_impl="xla"`, `classifier.conv_impl="xla"`, the baselines of
-`jaxinv.models.fast_conv`). Each row: compile time (JAX) or first-step time
+and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the generators and
+the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`,
+`classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
+with no name times the classifier alone. Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
@@ -67,7 +67,7 @@ def jax_inversion(preset, batch, naive=False, conv_impl="auto"):
   config = config_lib.default_config("mnist")
   for name, value in PRESETS[preset].items():
     config.generator[name] = value
-  config.generator.conv_impl = conv_impl
+  config.generator.conv_impl = config.classifier.conv_impl = conv_impl
   config.inversion.batch_size = batch
   info = data.info("mnist")
   generator = inversion.build_generator(config, info)
@@ -234,12 +234,13 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
   parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--models", nargs="+", default=["paper", "small", "light", "fast"], choices=list(PRESETS))
+  parser.add_argument("--models", nargs="*", default=["paper", "small", "light", "fast"], choices=list(PRESETS),
+                      help="generators for the inversion rows (none: classifier rows only)")
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--no-compile", action="store_true")
   parser.add_argument("--naive", action="store_true")
   parser.add_argument("--xla-conv", action="store_true",
-                      help="also time the transposed generators with generator.conv_impl='xla' "
+                      help="also time the generators and the classifier with conv_impl='xla' "
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
   args = parser.parse_args()
   use_torch = not args.no_torch
@@ -291,7 +292,7 @@ def main():
         continue
       first, secs, tparams = result
       add(f"{name} torch-{variant}", batch, tparams, first, secs, flops, eager)
-    if args.xla_conv and kind == "inversion" and PRESETS[preset]["upsample"] == "transpose":
+    if args.xla_conv and kind == "inversion":
       run, compile_s, xla_conv_flops, params = jax_inversion(preset, batch, conv_impl="xla")
       add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           xla_conv_flops)

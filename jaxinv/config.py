@@ -75,8 +75,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
   c.generator.upsample = "resize"
-  # How transposed convolutions are differentiated (jaxinv.models.fast_conv): "auto" =
-  # "im2col" on CPU, "xla" elsewhere. Same function either way.
+  # How the generator's convolutions are differentiated (jaxinv.models.fast_conv): "auto" =
+  # on one CPU, "im2col" for transposed ones and batch-blocked kernel gradients for 3×3
+  # ones; "xla" elsewhere. Same function either way.
   c.generator.conv_impl = "auto"
 
   c.inversion = ml_collections.ConfigDict()

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv import conditioning
-from jaxinv.models.layers import RateDropout, SubPixelConvTranspose, upsample_nearest_2x
+from jaxinv.models.layers import Conv, RateDropout, SubPixelConvTranspose, upsample_nearest_2x
 
 UPSAMPLE_KINDS = ("transpose", "resize")
 
@@ -44,7 +44,9 @@ class ConditionedGenerator(nn.Module):
   latent_dim: int = 100  # size of z
   embed_dim: int = 100
   upsample: str = "resize"
-  conv_impl: str = "auto"  # how transposed convolutions are differentiated (fast_conv.IMPLS)
+  # How convolutions are differentiated (fast_conv.IMPLS): "auto" = im2col for the
+  # transposed ones and batch-blocked kernel gradients for the 3×3 ones on CPU, XLA's own elsewhere.
+  conv_impl: str = "auto"
 
   def setup_check(self):
     h, w, _ = self.image_shape
@@ -102,7 +104,7 @@ class ConditionedGenerator(nn.Module):
                                 impl=self.conv_impl, name="up0")(h)
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
-      h = nn.Conv(2 * self.width, (3, 3), padding="SAME", use_bias=False, name="up0")(h)
+      h = Conv(2 * self.width, (3, 3), use_bias=False, impl=self.conv_impl, name="up0")(h)
     h = drop(nn.relu(norm("bn_up0")(h)))
 
     # H/2 → H.
@@ -110,7 +112,7 @@ class ConditionedGenerator(nn.Module):
       h = SubPixelConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
                                 impl=self.conv_impl, name="up1")(h)
     else:
-      h = nn.Conv(self.width, (3, 3), padding="SAME", use_bias=False, name="up1")(upsample_nearest_2x(h))
+      h = Conv(self.width, (3, 3), use_bias=False, impl=self.conv_impl, name="up1")(upsample_nearest_2x(h))
     h = drop(nn.relu(norm("bn_up1")(h)))
-    h = nn.Conv(out_channels, (3, 3), padding="SAME", name="to_image")(h)
+    h = Conv(out_channels, (3, 3), impl=self.conv_impl, name="to_image")(h)
     return jnp.tanh(h)
