@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinv.models.fast_conv import conv2d
+from jaxinv.models.fast_conv import conv2d, explicit_padding, resolve_impl
 
 
 def _windows_2x2(x: jnp.ndarray) -> jnp.ndarray:
@@ -69,7 +69,7 @@ class Conv(nn.Module):
   """`flax.linen.Conv` with stride 1 (same parameters, names, shapes and initialisers;
   same function) computed by `fast_conv.conv2d`. "auto" takes the "blocked" kernel
   gradient on a single CPU device (XLA's own passes, the kernel gradient in batch
-  blocks) and XLA's own convolution elsewhere."""
+  blocks) and elsewhere (GPU, TPU, several devices) exactly nn.Conv's convolution."""
   features: int
   kernel_size: tuple[int, int] = (3, 3)
   padding: str | tuple = "SAME"
@@ -82,7 +82,12 @@ class Conv(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features),
                         jnp.float32)
-    y = conv2d(x, kernel.astype(x.dtype), self.padding, self.impl, on_cpu="blocked")
+    kernel = kernel.astype(x.dtype)
+    if resolve_impl(self.impl, on_cpu="blocked") == "xla":  # exactly nn.Conv's operation
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), explicit_padding(self.padding, self.kernel_size),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    else:
+      y = conv2d(x, kernel, self.padding, self.impl, on_cpu="blocked")
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
     return y
