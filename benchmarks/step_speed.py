@@ -2,7 +2,7 @@
 batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
-        [--no-torch] [--no-compile] [--naive] [--xla-conv]
+        [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
@@ -14,7 +14,8 @@ port runs) at the first batch size, and the classifier with XLA's convolution gr
 and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the generators and
 the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`,
 `classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
-with no name times the classifier alone. Each row: compile time (JAX) or first-step time
+with no name times the classifier alone; `--blocks` adds rows with N examples per
+kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
@@ -36,7 +37,7 @@ import numpy as np
 
 from jaxinv import config as config_lib
 from jaxinv import data, rng, steps
-from jaxinv.models import classifiers, layers
+from jaxinv.models import classifiers, fast_conv, layers
 from jaxinv.models import generator as generator_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
@@ -239,6 +240,8 @@ def main():
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--no-compile", action="store_true")
   parser.add_argument("--naive", action="store_true")
+  parser.add_argument("--blocks", type=int, nargs="*", default=[],
+                      help="also time every step with N examples per kernel-gradient block (at 28 px)")
   parser.add_argument("--xla-conv", action="store_true",
                       help="also time the generators and the classifier with conv_impl='xla' "
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
@@ -300,6 +303,16 @@ def main():
       run, compile_s, xla_conv_flops, params = jax_classifier(batch, conv_impl="xla")
       add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           xla_conv_flops)
+    for block in args.blocks:
+      saved = fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS
+      fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS = block, block * 28 * 28
+      try:  # read when the step is traced, inside jax_inversion / jax_classifier
+        run, compile_s, other_flops, params = (jax_inversion(preset, batch) if kind == "inversion"
+                                               else jax_classifier(batch))
+      finally:
+        fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS = saved
+      add(f"{name} jax-block{block}", batch, params, compile_s, median_time(run, args.steps), flops, eager,
+          other_flops)
     if args.naive and kind == "classifier":
       run, compile_s, naive_flops, params = jax_classifier(batch, naive=True)
       add(f"{name} jax-flax-layers", batch, params, compile_s, median_time(run, args.steps), flops, eager,

@@ -37,18 +37,19 @@ def test_conv2d_matches_lax_conv_and_its_gradients(kernel, padding, size):
       np.testing.assert_allclose(g, w_, atol=1e-10)
 
 
-@pytest.mark.parametrize("batch", [150, 64])
-def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch):
-  """"blocked" (the classifier's convolutions on CPU): value, gradients, forward mode and
+@pytest.mark.parametrize("batch,block", [(150, None), (64, None), (150, 16), (7, 2)])
+def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch, block):
+  """"blocked" (the 3×3 convolutions on CPU): value, gradients, forward mode and
   reverse over reverse (the reconstruction prior's gradient norm) are lax.conv's, with
-  the batch split into blocks (150 = 64 + 64 + 22) or not (64)."""
+  the batch split into blocks (150 = 64 + 64 + 22 by default at this size; 9 × 16 + 6;
+  7 = 2 + 2 + 2 + 1) or not (64)."""
   with jax.enable_x64(True):
     rng = np.random.default_rng(batch)
     x = jnp.asarray(rng.normal(size=(batch, 5, 6, 3)))
     w = jnp.asarray(rng.normal(size=(3, 3, 3, 4)))
     reference = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    blocked = lambda x, w: fast_conv.conv2d(x, w, "SAME", impl="blocked")
+    blocked = lambda x, w: fast_conv.conv2d(x, w, "SAME", impl="blocked", kernel_gradient_block=block)
     np.testing.assert_allclose(blocked(x, w), reference(x, w), atol=1e-12)
     for argnums in (0, 1, (0, 1)):
       loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
@@ -80,6 +81,18 @@ def test_conv2d_takes_the_custom_gradient_only_when_asked():
   assert fast_conv.resolve_impl("blocked") == "blocked"
 
 
+def test_default_kernel_gradient_block_keeps_blocks_at_a_pixel_budget():
+  block = fast_conv.default_kernel_gradient_block
+  assert block(6, 6) == block(28, 28) == fast_conv.KERNEL_GRADIENT_BATCH  # capped
+  assert block(32, 32) * 32 * 32 <= fast_conv.KERNEL_GRADIENT_PIXELS < (block(32, 32) + 1) * 32 * 32
+  assert block(32, 32) < block(28, 28)
+  assert block(1000, 1000) == 1
+  x = jnp.ones((40, 28, 28, 1))
+  kernel_gradient = jax.grad(lambda w: jnp.sum(fast_conv.conv2d(x, w, "SAME", "blocked")))
+  jaxpr = str(jax.make_jaxpr(kernel_gradient)(jnp.ones((3, 3, 1, 2))))
+  assert jaxpr.count("conv_general_dilated") == 1 + -(-40 // block(28, 28))  # output + one per block
+
+
 def test_conv2d_errors_name_the_fix():
   x, w = jnp.ones((1, 6, 6, 2)), jnp.ones((3, 3, 2, 4))
   with pytest.raises(ValueError, match="choose one of"):
@@ -88,3 +101,5 @@ def test_conv2d_errors_name_the_fix():
     fast_conv.conv2d(x, w, ((-1, 0), (0, 0)))
   with pytest.raises(ValueError, match="padding must be"):
     fast_conv.conv2d(x, w, "FULL")
+  with pytest.raises(ValueError, match="kernel_gradient_block must be"):
+    fast_conv.conv2d(x, w, "SAME", impl="blocked", kernel_gradient_block=0)

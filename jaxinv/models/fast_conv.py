@@ -19,11 +19,13 @@ matrix costs kh·kw times the input's memory, which is why this path is for CPUs
 convolutions are fast on GPUs).
 
 `impl="blocked"` keeps XLA's own forward pass and gradients but computes the kernel
-gradient in blocks of at most KERNEL_GRADIENT_BATCH examples, summed: XLA:CPU's kernel
-gradient slows down far more than linearly with the batch (classifier conv 32 → 64
-channels at 14 px, measured with another job on the VM: 25 ms at batch 64, 416 ms at
-batch 256; 74 ms as four blocks of 64). The classifier's 3×3 'SAME' convolutions use it
-on CPU (`Conv`'s "auto"); at batch 64 it is XLA's own program.
+gradient in blocks of `default_kernel_gradient_block(h, w)` examples, summed: XLA:CPU's kernel
+gradient (a convolution whose window is the whole h×w output-gradient map, which this
+jaxlib hands to YNNPACK) slows down far more than linearly with the number of pixels
+it sums over (classifier conv 32 → 64 channels at 14 px, measured with another job on
+the VM: 25 ms at batch 64, 416 ms at batch 256; 74 ms as four blocks of 64). The 3×3
+'SAME' convolutions of the classifier and of the resize generator use it on CPU
+(`Conv`'s "auto"); a batch of one block is XLA's own program.
 """
 
 from collections.abc import Sequence
@@ -36,7 +38,8 @@ from jax.custom_derivatives import SymbolicZero
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 IMPLS = ("auto", "im2col", "blocked", "xla")
-KERNEL_GRADIENT_BATCH = 64
+KERNEL_GRADIENT_BATCH = 8  # examples per block up to 28×28 px; see default_kernel_gradient_block
+KERNEL_GRADIENT_PIXELS = KERNEL_GRADIENT_BATCH * 28 * 28
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -51,6 +54,13 @@ def resolve_impl(impl: str, on_cpu: str = "im2col") -> str:
       return "xla"
     return on_cpu
   return impl
+
+
+def default_kernel_gradient_block(height: int, width: int) -> int:
+  """Examples per kernel-gradient block for an h×w output map: KERNEL_GRADIENT_BATCH up
+  to 28×28 px, fewer on larger maps so a block stays at ≤ KERNEL_GRADIENT_PIXELS pixels
+  (6 at 32 px, 1 from 80 px), at least one."""
+  return max(1, min(KERNEL_GRADIENT_BATCH, KERNEL_GRADIENT_PIXELS // max(1, height * width)))
 
 
 def explicit_padding(padding, kernel_size: Sequence[int]) -> Padding:
@@ -140,12 +150,12 @@ def _im2col_conv_bwd(padding, residuals, grad):
 _im2col_conv.defvjp(_im2col_conv_fwd, _im2col_conv_bwd)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _blocked_conv(x, kernel, padding: Padding):
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _blocked_conv(x, kernel, padding: Padding, block: int):
   return _padded_conv(x, kernel, padding)
 
 
-def _blocked_conv_jvp(padding, primals, tangents):
+def _blocked_conv_jvp(padding, block, primals, tangents):
   """The kernel's tangent term is computed per batch block; reverse mode transposes each
   block's convolution into that block's kernel gradient and sums them. A custom JVP
   rather than a custom VJP, so forward mode and every order of derivative still work."""
@@ -156,19 +166,22 @@ def _blocked_conv_jvp(padding, primals, tangents):
     terms.append(_padded_conv(x_tangent, kernel, padding))
   if not isinstance(kernel_tangent, SymbolicZero):
     terms.append(jnp.concatenate(
-        [_padded_conv(x[start:start + KERNEL_GRADIENT_BATCH], kernel_tangent, padding)
-         for start in range(0, x.shape[0], KERNEL_GRADIENT_BATCH)]))
+        [_padded_conv(x[start:start + block], kernel_tangent, padding)
+         for start in range(0, x.shape[0], block)]))
   return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
 
 
 _blocked_conv.defjvp(_blocked_conv_jvp, symbolic_zeros=True)
 
 
-def conv2d(x, kernel, padding="SAME", impl: str = "auto", on_cpu: str = "im2col"):
+def conv2d(x, kernel, padding="SAME", impl: str = "auto", on_cpu: str = "im2col",
+           kernel_gradient_block: int | None = None):
   """Stride-1 convolution (NHWC input, HWIO kernel) = `lax.conv_general_dilated(x,
   kernel, (1, 1), padding)`, with the CPU-friendly backward pass of the module docstring
   when `impl` resolves to "im2col" or "blocked" ("auto" → `on_cpu` on a CPU). Paddings
-  larger than kernel − 1 (whose input gradient would need negative padding) use XLA's own."""
+  larger than kernel − 1 (whose input gradient would need negative padding) use XLA's own.
+  `kernel_gradient_block` ("blocked" only; default `default_kernel_gradient_block(h, w)` of the
+  output map) is the number of examples per kernel-gradient block."""
   pads = explicit_padding(padding, kernel.shape[:2])
   if min(min(p) for p in pads) < 0:
     raise ValueError(f"conv2d needs non-negative padding, got {pads}.")
@@ -177,5 +190,13 @@ def conv2d(x, kernel, padding="SAME", impl: str = "auto", on_cpu: str = "im2col"
   if impl == "xla" or not fits:
     return _pre_padded(x, kernel, pads)
   if impl == "blocked":
-    return _blocked_conv(x, kernel, pads) if x.shape[0] > KERNEL_GRADIENT_BATCH else _padded_conv(x, kernel, pads)
+    if kernel_gradient_block is None:
+      out_h = x.shape[1] + sum(pads[0]) - kernel.shape[0] + 1
+      out_w = x.shape[2] + sum(pads[1]) - kernel.shape[1] + 1
+      kernel_gradient_block = default_kernel_gradient_block(out_h, out_w)
+    if kernel_gradient_block < 1:
+      raise ValueError(f"kernel_gradient_block must be ≥ 1, got {kernel_gradient_block}.")
+    if x.shape[0] <= kernel_gradient_block:
+      return _padded_conv(x, kernel, pads)
+    return _blocked_conv(x, kernel, pads, int(kernel_gradient_block))
   return _im2col_conv(x, kernel, pads)
