@@ -4,10 +4,13 @@ AUROC / FPR@95 (%) / detection (%) — the figures behind the choice of `ood.rou
 `ood.detector_rounds`.
 
     python benchmarks/ood_rounds.py --workdir runs/ood_fashion_mnist [--sets mnist,flipped]
-        [--max-images 10000] [--last 5]
+        [--max-images 10000] [--last 5] [--split train]
 
 Uses the run's own saved config, data and OOD sets (`jaxinv.runs.ood.load_ood_set`);
 inference only (each classifier's logits are computed once). Prints two markdown tables.
+`--split train` chooses without the test sets: the last --max-images *training* images of
+each OOD dataset (never used by the run) and of the in-distribution dataset (seen in
+training, so its accuracy is only a sanity check); synthetic sets are made from those.
 """
 
 import argparse
@@ -31,6 +34,17 @@ def figures(logits_in, labels, logits_out: dict, garbage_class: int) -> list[str
   return cells
 
 
+def held_out_set(name: str, config, id_images, count: int):
+  """OOD set `name` from the last `count` training images of that dataset (the test split's
+  images are what `jaxinv ood evaluate` reports); synthetic sets as `load_ood_set` makes them."""
+  if name not in data.DATASETS or name == config.dataset:
+    return ood_run.load_ood_set(name, config, id_images)[:count]
+  images, _ = data.load(name, "train", data_dir=config.data_dir or None)
+  images = images[-count:]
+  shape = data.info(config.dataset).image_shape
+  return images if tuple(images.shape[1:]) == tuple(shape) else data.resize_images(images, shape)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True)
@@ -38,22 +52,30 @@ def main():
                       help="comma-separated OOD sets (default: the run's first OOD set and flipped)")
   parser.add_argument("--max-images", type=int, default=10000)
   parser.add_argument("--last", type=int, default=5, help="ensembles of the last 1 … N rounds")
+  parser.add_argument("--split", choices=("test", "train"), default="test",
+                      help="train: held-out training images instead of the test sets (see above)")
   args = parser.parse_args()
 
   config = read_config(args.workdir, ood_run.PRODUCED_BY)
   rounds = config.ood.rounds
   sets = (args.sets.split(",") if args.sets
           else [ood_run.DEFAULT_SETS[config.dataset][0], "flipped"])
-  test_x, test_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
-  test_x, test_y = test_x[:args.max_images], test_y[:args.max_images]
-  out_images = {name: ood_run.load_ood_set(name, config, test_x)[:args.max_images] for name in sets}
+  data_dir = config.data_dir or None
+  if args.split == "test":
+    test_x, test_y = data.load(config.dataset, "test", data_dir=data_dir)
+    test_x, test_y = test_x[:args.max_images], test_y[:args.max_images]
+    out_images = {name: ood_run.load_ood_set(name, config, test_x)[:args.max_images] for name in sets}
+  else:
+    test_x, test_y = data.load(config.dataset, "train", data_dir=data_dir)
+    test_x, test_y = test_x[-args.max_images:], test_y[-args.max_images:]
+    out_images = {name: held_out_set(name, config, test_x, args.max_images) for name in sets}
   model, variables = ood_run.round_classifiers(args.workdir, range(rounds + 1), config)
   garbage_class = ood_run.garbage_info(config).num_classes - 1
   logits_in = [ood_run.logits_of(model, v, test_x) for v in variables]
   logits_out = {n: [ood_run.logits_of(model, v, x) for v in variables] for n, x in out_images.items()}
 
   header = " | ".join(f"{n} ({len(out_images[n])}) AUROC / FPR@95 / det." for n in sets)
-  print(f"{args.workdir}: {config.dataset} in-distribution, {len(test_x)} test images; "
+  print(f"{args.workdir}: {config.dataset} in-distribution, {len(test_x)} {args.split} images; "
         "garbage score; FPR@95 with positives = in-distribution\n")
   print(f"| round, classifier alone | ID acc. (%) | {header} |")
   print("|---" * (2 + len(sets)) + "|")

@@ -396,3 +396,14 @@ def test_round_classifiers_and_the_per_round_table(ood_run_dir, capsys, monkeypa
     assert 0.0 <= float(accuracy) <= 100.0 and len(sets) == 2
     auroc, fpr, detection = (float(x) for x in sets[0].split(" / "))
     assert 0.0 <= auroc <= 1.0 and 0.0 <= fpr <= 100.0 and 0.0 <= detection <= 100.0
+  monkeypatch.setattr("sys.argv", ["ood_rounds.py", "--workdir", str(ood_run_dir), "--sets", "flipped",
+                                   "--last", "1", "--split", "train", "--max-images", "50"])
+  runpy.run_path(str(script), run_name="__main__")
+  held_out = capsys.readouterr().out
+  assert f"{config.dataset} in-distribution, 50 train images" in held_out
+  rows = [line for line in held_out.splitlines() if line.startswith("| ")
+          and not line.startswith(("| round", "| mean"))]
+  assert len(rows) == rounds + 1 + 1 and rows[-1].startswith("| 1 |")
+  for row in rows:
+    accuracy, flipped = [cell.strip() for cell in row.strip("|").split("|")][1:]
+    assert 0.0 <= float(accuracy) <= 100.0 and 0.0 <= float(flipped.split(" / ")[0]) <= 1.0
