@@ -10,7 +10,11 @@ import pytest
 from conftest import fake_devices_env
 from jaxinv import config as config_lib
 
-STEPS = 20
+# Few steps: a member and its lone run are bit-identical after 1 step in float64, but the
+# float32 Adam update is fused differently in the two programs and its 1-ulp differences
+# grow step by step (measured, unrolled, blocks of 8: 0 after 1 step, 1.2e-7 after 5,
+# 5.9e-5 after 20), so a long run would test the rounding, not the function.
+STEPS = 5
 
 
 WORKER = Path(__file__).with_name("ensemble_worker.py")
@@ -34,8 +38,8 @@ def test_members_match_lone_runs(tmp_path):
   # differently from a lone run's and Adam amplifies the difference (see
   # ensemble_worker.py), so only float64 shows they compute the same function.
   diffs = _run_worker(tmp_path, ["vmap", "unrolled"], x64=True)
-  assert max(diffs["vmap"]) < 1e-5, diffs
-  assert max(diffs["unrolled"]) < 1e-5, diffs
+  assert max(diffs["vmap"]) < 1e-6, diffs  # ≤ 8 float32 ulps of a parameter near 1
+  assert max(diffs["unrolled"]) < 1e-6, diffs
 
 
 def test_ensemble_config_errors():
