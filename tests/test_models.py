@@ -158,6 +158,36 @@ def test_conv_module_is_flax_conv_with_the_same_parameters(impl):
   assert set(cnn["params"]["conv0"]) == {"kernel"}
 
 
+@pytest.mark.parametrize("impl", ["blocked", "xla", "im2col", "auto"])
+def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl):
+  """layers.UpsampleConv (the resize generator's H/2 → H layer) = nn.Conv 3×3 'SAME' of the
+  nearest-upsampled map: same parameters under the same names, same values and gradients
+  (input and kernel) in float64, odd sizes and a batch over one kernel-gradient block."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(11, 5, 4, 3)))
+    for use_bias in (False, True):
+      mine = layers.UpsampleConv(4, use_bias=use_bias, impl=impl)
+      theirs = nn.Conv(4, (3, 3), padding="SAME", use_bias=use_bias, param_dtype=jnp.float64)
+      up = layers.upsample_nearest_2x(x)
+      reference = theirs.init(jax.random.key(1), up)
+      assert jax.tree.map(jnp.shape, mine.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, reference)
+      params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), reference)
+      out = mine.apply(params, x)
+      assert out.shape == (11, 10, 8, 4)
+      np.testing.assert_allclose(out, theirs.apply(params, up), rtol=1e-12, atol=1e-12)
+      target = jnp.asarray(rng.normal(size=out.shape))
+      loss = lambda apply: lambda p, x: jnp.sum(jnp.sin(apply(p, x)) * target)
+      ours = jax.grad(loss(mine.apply), argnums=(0, 1))(params, x)
+      flax_grads = jax.grad(loss(lambda p, x: theirs.apply(p, layers.upsample_nearest_2x(x))),
+                            argnums=(0, 1))(params, x)
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10), ours, flax_grads)
+  # float32 initialisation: the same parameters as nn.Conv's under the same key.
+  x32 = jnp.ones((2, 5, 5, 3))
+  jax.tree.map(np.testing.assert_array_equal, layers.UpsampleConv(4, impl=impl).init(jax.random.key(2), x32),
+               nn.Conv(4, (3, 3), use_bias=False).init(jax.random.key(2), layers.upsample_nearest_2x(x32)))
+
+
 def test_sampling_keeps_dropout_and_is_reproducible():
   from jaxinv import sampling
   generator = ConditionedGenerator(num_classes=10, image_shape=(28, 28, 1), width=4, dropout_rate=0.3)

@@ -12,7 +12,8 @@ the matrix itself, which carries the label. Up-sampling is either transposed con
 `nn.ConvTranspose` computes them but in the sub-pixel form of
 `layers.SubPixelConvTranspose`, which XLA differentiates fast) or resize-convolutions
 (`upsample="resize"`: nearest/bilinear resize then a 3×3 convolution, which
-avoids checkerboard artefacts and compiles to plain convolutions). Output range
+avoids checkerboard artefacts and compiles to plain convolutions; the nearest 2× one
+as four 2×2 convolutions of the small map, `layers.UpsampleConv`). Output range
 is fixed to [-1, 1] by `tanh`, the input range of every jaxinv classifier.
 """
 
@@ -21,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv import conditioning
-from jaxinv.models.layers import Conv, RateDropout, SubPixelConvTranspose, upsample_nearest_2x
+from jaxinv.models.layers import Conv, RateDropout, SubPixelConvTranspose, UpsampleConv
 
 UPSAMPLE_KINDS = ("transpose", "resize")
 
@@ -112,7 +113,9 @@ class ConditionedGenerator(nn.Module):
       h = SubPixelConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
                                 impl=self.conv_impl, name="up1")(h)
     else:
-      h = Conv(self.width, (3, 3), use_bias=False, impl=self.conv_impl, name="up1")(upsample_nearest_2x(h))
+      # = Conv(width, (3, 3))(upsample_nearest_2x(h)), same parameters; on one CPU device
+      # computed as four 2×2 convolutions of h (layers.UpsampleConv).
+      h = UpsampleConv(self.width, impl=self.conv_impl, name="up1")(h)
     h = drop(nn.relu(norm("bn_up1")(h)))
     h = Conv(out_channels, (3, 3), impl=self.conv_impl, name="to_image")(h)
     return jnp.tanh(h)

@@ -98,6 +98,52 @@ def upsample_nearest_2x(x: jnp.ndarray) -> jnp.ndarray:
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
+# Output phase a (row 2i + a) of a 3×3 'SAME' convolution of a nearest-upsampled map reads
+# input rows i − 1 and i (a = 0: padding one row before) or i and i + 1 (a = 1: one
+# after); each matrix sums the 3×3 kernel's rows (or columns) into the 2 taps it sees.
+_PHASE_TAPS = ((((1, 0, 0), (0, 1, 1)), (1, 0)),
+               (((1, 1, 0), (0, 0, 1)), (0, 1)))
+
+
+class UpsampleConv(nn.Module):
+  """`Conv(features, (3, 3), padding="SAME")(upsample_nearest_2x(x))` — same parameters,
+  names and initialisers as that `nn.Conv`, same function — computed, off the "xla" path,
+  on the small map: each of the 4 output phases (row and column parity) is a 2×2
+  convolution of x with the kernel's taps summed as the phase sees them, and the phases
+  are interleaved. 4/9 of the multiplications and no upsampled copy; the sums of kernel
+  taps round differently from the direct form (float32: ~1e-6 relative). "auto" takes
+  this form on one CPU device (with `conv2d`'s blocked kernel gradient) and elsewhere
+  is exactly nn.Conv on the upsampled map."""
+  features: int
+  use_bias: bool = False
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features), jnp.float32)
+    kernel = kernel.astype(x.dtype)
+    if resolve_impl(self.impl, on_cpu="blocked") == "xla":  # exactly nn.Conv's operation
+      y = jax.lax.conv_general_dilated(upsample_nearest_2x(x), kernel, (1, 1), ((1, 1), (1, 1)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    else:
+      phase_rows = []
+      for row_taps, row_pad in _PHASE_TAPS:
+        phase_cols = []
+        for col_taps, col_pad in _PHASE_TAPS:
+          taps = jnp.einsum("rd,se,deio->rsio", jnp.asarray(row_taps, x.dtype),
+                            jnp.asarray(col_taps, x.dtype), kernel)
+          phase_cols.append(conv2d(x, taps, (row_pad, col_pad), self.impl, on_cpu="blocked"))
+        phase_rows.append(jnp.stack(phase_cols, axis=3))  # [n, h, w, column parity, c]
+      y = jnp.stack(phase_rows, axis=2)  # [n, h, row parity, w, column parity, c]
+      n, h, _, w, _, c = y.shape
+      y = y.reshape(n, 2 * h, 2 * w, c)
+    if self.use_bias:
+      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
+    return y
+
+
 class RateDropout(nn.Module):
   """`flax.linen.Dropout` whose rate is a call argument that may be traced (so an
   ensemble can vmap over it). Same function and, under the same module name, the
