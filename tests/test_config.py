@@ -61,7 +61,7 @@ def test_mnist_fast_variant_changes_only_the_inversion():
   path = CONFIGS[0].parent / "mnist.py"
   fast, default = config_lib.load_config(f"{path}:fast"), config_lib.load_config(str(path))
   config_lib.validate(fast)
-  assert (fast.generator.width, fast.inversion.learning_rate, fast.inversion.steps) == (16, 1e-2, 520)
+  assert (fast.generator.width, fast.inversion.learning_rate, fast.inversion.steps) == (16, 1e-2, 600)
   fast.generator.width, fast.inversion.learning_rate = default.generator.width, default.inversion.learning_rate
   fast.inversion.steps = default.inversion.steps
   assert fast.to_dict() == default.to_dict()
