@@ -2,7 +2,7 @@
 batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
-        [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...]
+        [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...] [--host-memory keep|default]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
@@ -15,7 +15,9 @@ and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the generators 
 the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`,
 `classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
-kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px). Each row: compile time (JAX) or first-step time
+kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
+`--host-memory default` leaves malloc as it is (the default, "keep", is what the `jaxinv`
+command does: `jaxinv.host_memory`, which PyTorch in the same process gets too). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
@@ -36,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv import config as config_lib
-from jaxinv import data, rng, steps
+from jaxinv import data, host_memory, rng, steps
 from jaxinv.models import classifiers, fast_conv, layers
 from jaxinv.models import generator as generator_lib
 from jaxinv.runs import classifier as classifier_run
@@ -245,12 +247,18 @@ def main():
   parser.add_argument("--xla-conv", action="store_true",
                       help="also time the generators and the classifier with conv_impl='xla' "
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
+  parser.add_argument("--host-memory", choices=host_memory.MODES, default="keep",
+                      help="keep: glibc keeps freed memory for reuse, as the jaxinv command does "
+                           "(jaxinv.host_memory; applies to PyTorch in this process too); default: "
+                           "leave malloc alone")
   args = parser.parse_args()
+  kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
   use_torch = not args.no_torch
   header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
+        f"host memory: {args.host_memory} ({'applied' if kept else 'malloc unchanged'})")
   ceiling = jax_matmul_gflops()
   line = f"matrix product 4096^3 float32: JAX {ceiling:.0f} GFLOP/s"
   if use_torch:
