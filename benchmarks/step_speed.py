@@ -16,8 +16,9 @@ the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`
 `classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
-`--host-memory default` leaves malloc as it is (the default, "keep", is what the `jaxinv`
-command does: `jaxinv.host_memory`, which PyTorch in the same process gets too). Each row: compile time (JAX) or first-step time
+`--host-memory keep` makes glibc keep freed memory for reuse (`jaxinv.host_memory`, what
+the `jaxinv` command does with JAXINV_HOST_MEMORY=keep; PyTorch in the same process gets
+it too). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
@@ -247,10 +248,10 @@ def main():
   parser.add_argument("--xla-conv", action="store_true",
                       help="also time the generators and the classifier with conv_impl='xla' "
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
-  parser.add_argument("--host-memory", choices=host_memory.MODES, default="keep",
+  parser.add_argument("--host-memory", choices=host_memory.MODES, default="default",
                       help="keep: glibc keeps freed memory for reuse, as the jaxinv command does "
-                           "(jaxinv.host_memory; applies to PyTorch in this process too); default: "
-                           "leave malloc alone")
+                           "with JAXINV_HOST_MEMORY=keep (jaxinv.host_memory; PyTorch in this "
+                           "process gets it too); default: leave malloc alone")
   args = parser.parse_args()
   kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
   use_torch = not args.no_torch

@@ -11,8 +11,8 @@ Prints the training wall time (process-level: compile included, evaluation exclu
 the minimum per-class target accuracy, and whether it reached the target. The time to
 the target is the smallest training time whose generator reached it. Each step count is
 a separate run because the learning-rate schedule decays to zero at the last step.
-Like the `jaxinv` command it keeps freed host memory (`jaxinv.host_memory`) unless
-`JAXINV_HOST_MEMORY=default`.
+Like the `jaxinv` command it keeps freed host memory (`jaxinv.host_memory`) when
+`JAXINV_HOST_MEMORY=keep`.
 """
 
 import argparse
@@ -37,7 +37,7 @@ def main():
   parser.add_argument("--target", type=float, default=0.99)
   parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary folder)")
   args = parser.parse_args()
-  # As the `jaxinv` command: glibc keeps freed memory unless JAXINV_HOST_MEMORY=default.
+  # As the `jaxinv` command: glibc keeps freed memory if JAXINV_HOST_MEMORY=keep.
   print(f"host memory kept: {host_memory.configure_from_environment()}", flush=True)
 
   root = Path(args.workdir or tempfile.mkdtemp(prefix="jaxinv-ttt-"))

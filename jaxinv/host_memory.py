@@ -13,13 +13,19 @@ classifier step at batch 256 went from 183 to 130 ms (`benchmarks/step_speed.py
 `keep_freed_memory()` tells glibc (`mallopt`) to use one arena (the main one, which
 grows with `brk` and can hold any size), never to `mmap` a chunk, and not to return
 freed memory at the top of the heap to the system below 2 GiB: a buffer freed after
-one step is reused, already paged in, by the next. Nothing computed changes. The cost:
-the process keeps its peak host memory until it exits, and all threads share one arena.
+one step is reused, already paged in, by the next. Nothing computed changes (the same
+runs gave bit-identical accuracies). The costs: the process keeps its peak host memory
+until it exits, and all threads share one arena — which made the whole `configs/mnist.py:fast`
+run (batch 32, 600 steps, `benchmarks/time_to_target.py`) *slower*: 54–58 s against
+45–50 s left alone (same VM, runs interleaved). Leaving per-thread arenas but disabling
+mmap, or glibc's transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`), gave
+46 s. So it is opt-in: it pays where single buffers are tens of MB (batch 256 steps),
+not for small batches.
 
 It must run before JAX starts its CPU backend (the first computation or
 `jax.devices()`): threads that already own an arena keep it. The `jaxinv` command calls
-it on start unless `JAXINV_HOST_MEMORY=default`; it does nothing off Linux/glibc, when
-JAX is set to a non-CPU platform first (`JAX_PLATFORMS`), or when a GPU/TPU plugin is
+it on start when `JAXINV_HOST_MEMORY=keep`; it does nothing off Linux/glibc, when JAX is
+set to a non-CPU platform first (`JAX_PLATFORMS`), or when a GPU/TPU plugin is
 installed and no platform is set (there the host is not where the steps run).
 """
 
@@ -91,10 +97,11 @@ def keep_freed_memory(warn_if_late: bool = True) -> bool:
 
 
 def configure_from_environment() -> bool:
-  """`keep_freed_memory()` unless JAXINV_HOST_MEMORY=default (unset: keep); silent when
-  JAX's backend has already started (`jaxinv.cli.main` called from a Python session)."""
-  mode = os.environ.get(ENVIRONMENT_VARIABLE, "keep").strip().lower()
+  """`keep_freed_memory()` if JAXINV_HOST_MEMORY=keep (unset or "default": malloc is left
+  alone); silent when JAX's backend has already started (`jaxinv.cli.main` called from a
+  Python session)."""
+  mode = os.environ.get(ENVIRONMENT_VARIABLE, "default").strip().lower()
   if mode not in MODES:
     raise ValueError(f"{ENVIRONMENT_VARIABLE}={os.environ[ENVIRONMENT_VARIABLE]!r} is not one of "
-                     f"{MODES}; unset it or set {ENVIRONMENT_VARIABLE}=default to leave malloc alone.")
+                     f"{MODES}; set {ENVIRONMENT_VARIABLE}=keep to keep freed memory, or unset it.")
   return keep_freed_memory(warn_if_late=False) if mode == "keep" else False

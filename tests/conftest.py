@@ -8,8 +8,6 @@ from pathlib import Path
 import jax
 import pytest
 
-from jaxinv import host_memory
-
 REPO = Path(__file__).resolve().parents[1]
 # CI and the README set JAXINV_DATA_DIR=../shared/data; default to it here too.
 os.environ.setdefault("JAXINV_DATA_DIR", str((REPO.parent / "shared" / "data").resolve()))
@@ -30,12 +28,6 @@ os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILATION_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)  # in case jax read its
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # environment already
-
-
-# As the `jaxinv` command does (jaxinv.host_memory): glibc keeps freed memory for reuse,
-# so XLA:CPU's large buffers stop costing page faults in this process. Before any test
-# starts JAX's backend; nothing computed changes.
-host_memory.keep_freed_memory(warn_if_late=False)
 
 
 # One TFDS folder for the whole session (this process and its subprocesses): each IDX

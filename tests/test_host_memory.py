@@ -92,6 +92,8 @@ def test_a_non_cpu_platform_is_left_alone():
 
 
 def test_environment_variable(monkeypatch):
+  monkeypatch.delenv(host_memory.ENVIRONMENT_VARIABLE, raising=False)
+  assert host_memory.configure_from_environment() is False  # unset: malloc left alone
   monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "default")
   assert host_memory.configure_from_environment() is False
   monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "always")
