@@ -64,6 +64,34 @@ def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch, b
     np.testing.assert_allclose(second(blocked), second(reference), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("padding,kernel_size", [("SAME", 3), ("VALID", 3), (((2, 0), (1, 1)), 3), ("SAME", 5)])
+def test_few_channel_conv_matches_lax_conv_in_every_mode_of_differentiation(padding, kernel_size):
+  """"blocked" with one input channel (the paper CNN's first layer on grey images): value as
+  multiply-adds, tangents as patch-matrix products; value, gradients, forward mode and
+  reverse over reverse are lax.conv's."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(kernel_size)
+    x = jnp.asarray(rng.normal(size=(19, 7, 6, 1)))
+    w = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 1, 4)))
+    pads = fast_conv.explicit_padding(padding, w.shape[:2])
+    reference = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads,
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    few = lambda x, w: fast_conv.conv2d(x, w, padding, impl="blocked")
+    assert "custom_jvp" in str(jax.make_jaxpr(few)(x, w))  # the few-channel rule, not XLA's
+    np.testing.assert_allclose(few(x, w), reference(x, w), atol=1e-12)
+    for argnums in (0, 1, (0, 1)):
+      loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
+      got = jax.grad(loss(few), argnums)(x, w)
+      want = jax.grad(loss(reference), argnums)(x, w)
+      jax.tree.map(lambda g, r: np.testing.assert_allclose(g, r, atol=1e-10), got, want)
+    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=w.shape)))
+    np.testing.assert_allclose(jax.jvp(few, (x, w), tangents)[1],
+                               jax.jvp(reference, (x, w), tangents)[1], atol=1e-10)
+    second = lambda conv: jax.grad(
+        lambda x: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(conv(x, w))))(w) ** 2))(x)
+    np.testing.assert_allclose(second(few), second(reference), rtol=1e-9, atol=1e-9)
+
+
 def test_conv2d_takes_the_custom_gradient_only_when_asked():
   """"im2col" goes through the custom rule (a custom_vjp call in the jaxpr); "blocked"
   through a custom_jvp once the batch exceeds one block; "xla" through neither; "auto"

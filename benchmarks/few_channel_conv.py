@@ -1,0 +1,49 @@
+"""The paper CNN's first convolution (1 input channel) with and without `fast_conv`'s
+few-channel form, whole steps timed in the same process, alternating.
+
+    python benchmarks/few_channel_conv.py [--batches 64 256] [--steps 10] [--models light]
+
+Rows: the classifier training step (kernel gradient of conv0 needed) and the inversion
+step of each generator (frozen classifier: conv0's value and input gradient), with
+`fast_conv.FEW_INPUT_CHANNELS = 1` (the default) and `0` (the blocked path of session 11).
+"""
+
+import argparse
+import statistics
+
+import jax
+
+import step_speed
+from jaxinv.models import fast_conv
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--models", nargs="*", default=["light"], choices=list(step_speed.PRESETS))
+  parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
+  args = parser.parse_args()
+  print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
+  print(f"{'step':<22} {'batch':>5} {'few-channel ms':>14} {'blocked ms':>11} {'ratio':>6}")
+  jobs = [("classifier", None, b) for b in args.batches]
+  jobs += [("inversion", m, b) for m in args.models for b in args.batches]
+  default = fast_conv.FEW_INPUT_CHANNELS
+  for kind, preset, batch in jobs:
+    runs = {}
+    for few in (default, 0):
+      fast_conv.FEW_INPUT_CHANNELS = few  # read when the step is traced (compiled here)
+      runs[few] = (step_speed.jax_classifier(batch) if kind == "classifier"
+                   else step_speed.jax_inversion(preset, batch))[0]
+    fast_conv.FEW_INPUT_CHANNELS = default
+    times = {few: [] for few in runs}
+    for _ in range(args.rounds):
+      for few, run in runs.items():
+        times[few].append(step_speed.median_time(run, args.steps))
+    new, old = (1000 * statistics.median(times[few]) for few in (default, 0))
+    name = "classifier/paper_cnn" if kind == "classifier" else f"inversion/{preset}"
+    print(f"{name:<22} {batch:5d} {new:14.1f} {old:11.1f} {old / new:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
