@@ -115,9 +115,9 @@ def test_default_kernel_gradient_block_keeps_blocks_at_a_pixel_budget():
   assert block(32, 32) * 32 * 32 <= fast_conv.KERNEL_GRADIENT_PIXELS < (block(32, 32) + 1) * 32 * 32
   assert block(32, 32) < block(28, 28)
   assert block(1000, 1000) == 1
-  x = jnp.ones((40, 28, 28, 1))
+  x = jnp.ones((40, 28, 28, 2))  # > FEW_INPUT_CHANNELS: the blocked kernel gradient
   kernel_gradient = jax.grad(lambda w: jnp.sum(fast_conv.conv2d(x, w, "SAME", "blocked")))
-  jaxpr = str(jax.make_jaxpr(kernel_gradient)(jnp.ones((3, 3, 1, 2))))
+  jaxpr = str(jax.make_jaxpr(kernel_gradient)(jnp.ones((3, 3, 2, 2))))
   assert jaxpr.count("conv_general_dilated") == 1 + -(-40 // block(28, 28))  # output + one per block
 
 
