@@ -37,6 +37,23 @@ def test_conv2d_matches_lax_conv_and_its_gradients(kernel, padding, size):
       np.testing.assert_allclose(g, w_, atol=1e-10)
 
 
+def _assert_same_in_every_mode(conv, reference, x, w, rng):
+  """Value, gradients, forward mode and reverse over reverse (the reconstruction prior's
+  gradient norm) of conv are reference's (float64)."""
+  np.testing.assert_allclose(conv(x, w), reference(x, w), atol=1e-12)
+  for argnums in (0, 1, (0, 1)):
+    loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
+    got = jax.grad(loss(conv), argnums)(x, w)
+    want = jax.grad(loss(reference), argnums)(x, w)
+    jax.tree.map(lambda g, r: np.testing.assert_allclose(g, r, atol=1e-10), got, want)
+  tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=w.shape)))
+  np.testing.assert_allclose(jax.jvp(conv, (x, w), tangents)[1],
+                             jax.jvp(reference, (x, w), tangents)[1], atol=1e-10)
+  second = lambda conv: jax.grad(
+      lambda x: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(conv(x, w))))(w) ** 2))(x)
+  np.testing.assert_allclose(second(conv), second(reference), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("batch,block", [(150, None), (64, None), (150, 16), (7, 2)])
 def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch, block):
   """"blocked" (the 3×3 convolutions on CPU): value, gradients, forward mode and
@@ -50,18 +67,7 @@ def test_blocked_conv_matches_lax_conv_in_every_mode_of_differentiation(batch, b
     reference = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     blocked = lambda x, w: fast_conv.conv2d(x, w, "SAME", impl="blocked", kernel_gradient_block=block)
-    np.testing.assert_allclose(blocked(x, w), reference(x, w), atol=1e-12)
-    for argnums in (0, 1, (0, 1)):
-      loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
-      got = jax.grad(loss(blocked), argnums)(x, w)
-      want = jax.grad(loss(reference), argnums)(x, w)
-      jax.tree.map(lambda g, r: np.testing.assert_allclose(g, r, atol=1e-10), got, want)
-    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=w.shape)))
-    np.testing.assert_allclose(jax.jvp(blocked, (x, w), tangents)[1],
-                               jax.jvp(reference, (x, w), tangents)[1], atol=1e-10)
-    second = lambda conv: jax.grad(
-        lambda x: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(conv(x, w))))(w) ** 2))(x)
-    np.testing.assert_allclose(second(blocked), second(reference), rtol=1e-9, atol=1e-9)
+    _assert_same_in_every_mode(blocked, reference, x, w, rng)
 
 
 @pytest.mark.parametrize("padding,kernel_size", [("SAME", 3), ("VALID", 3), (((2, 0), (1, 1)), 3), ("SAME", 5)])
@@ -78,18 +84,7 @@ def test_few_channel_conv_matches_lax_conv_in_every_mode_of_differentiation(padd
                                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     few = lambda x, w: fast_conv.conv2d(x, w, padding, impl="blocked")
     assert "custom_jvp" in str(jax.make_jaxpr(few)(x, w))  # the few-channel rule, not XLA's
-    np.testing.assert_allclose(few(x, w), reference(x, w), atol=1e-12)
-    for argnums in (0, 1, (0, 1)):
-      loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)))
-      got = jax.grad(loss(few), argnums)(x, w)
-      want = jax.grad(loss(reference), argnums)(x, w)
-      jax.tree.map(lambda g, r: np.testing.assert_allclose(g, r, atol=1e-10), got, want)
-    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=w.shape)))
-    np.testing.assert_allclose(jax.jvp(few, (x, w), tangents)[1],
-                               jax.jvp(reference, (x, w), tangents)[1], atol=1e-10)
-    second = lambda conv: jax.grad(
-        lambda x: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(conv(x, w))))(w) ** 2))(x)
-    np.testing.assert_allclose(second(few), second(reference), rtol=1e-9, atol=1e-9)
+    _assert_same_in_every_mode(few, reference, x, w, rng)
 
 
 def test_conv2d_takes_the_custom_gradient_only_when_asked():

@@ -165,6 +165,17 @@ def _im2col_conv_bwd(padding, residuals, grad):
 _im2col_conv.defvjp(_im2col_conv_fwd, _im2col_conv_bwd)
 
 
+def _sum_of_tangent_terms(out, x_tangent, kernel_tangent, x_term, kernel_term):
+  """The tangent of a convolution (linear in x and in the kernel): x_term(x_tangent) +
+  kernel_term(kernel_tangent), skipping symbolic-zero tangents."""
+  terms = []
+  if not isinstance(x_tangent, SymbolicZero):
+    terms.append(x_term(x_tangent))
+  if not isinstance(kernel_tangent, SymbolicZero):
+    terms.append(kernel_term(kernel_tangent))
+  return sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _blocked_conv(x, kernel, padding: Padding, block: int):
   return _padded_conv(x, kernel, padding)
@@ -176,14 +187,10 @@ def _blocked_conv_jvp(padding, block, primals, tangents):
   rather than a custom VJP, so forward mode and every order of derivative still work."""
   (x, kernel), (x_tangent, kernel_tangent) = primals, tangents
   out = _padded_conv(x, kernel, padding)
-  terms = []
-  if not isinstance(x_tangent, SymbolicZero):
-    terms.append(_padded_conv(x_tangent, kernel, padding))
-  if not isinstance(kernel_tangent, SymbolicZero):
-    terms.append(jnp.concatenate(
-        [_padded_conv(x[start:start + block], kernel_tangent, padding)
-         for start in range(0, x.shape[0], block)]))
-  return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+  return out, _sum_of_tangent_terms(
+      out, x_tangent, kernel_tangent, lambda t: _padded_conv(t, kernel, padding),
+      lambda t: jnp.concatenate([_padded_conv(x[start:start + block], t, padding)
+                                 for start in range(0, x.shape[0], block)]))
 
 
 _blocked_conv.defjvp(_blocked_conv_jvp, symbolic_zeros=True)
@@ -226,12 +233,9 @@ def _few_channel_conv_jvp(padding, primals, tangents):
   gradient) and one product of the patch matrix with the output gradient (kernel gradient)."""
   (x, kernel), (x_tangent, kernel_tangent) = primals, tangents
   out = _tap_sum(x, kernel, padding)
-  terms = []
-  if not isinstance(x_tangent, SymbolicZero):
-    terms.append(_patch_product(x_tangent, kernel, padding))
-  if not isinstance(kernel_tangent, SymbolicZero):
-    terms.append(_patch_product(x, kernel_tangent, padding))
-  return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+  return out, _sum_of_tangent_terms(out, x_tangent, kernel_tangent,
+                                    lambda t: _patch_product(t, kernel, padding),
+                                    lambda t: _patch_product(x, t, padding))
 
 
 _few_channel_conv.defjvp(_few_channel_conv_jvp, symbolic_zeros=True)
