@@ -1,11 +1,16 @@
-"""The paper CNN's first convolution (1 input channel) with and without `fast_conv`'s
-few-channel form, whole steps timed in the same process, alternating.
+"""`fast_conv`'s few-channel forms on and off, whole steps timed in the same process,
+alternating.
 
-    python benchmarks/few_channel_conv.py [--batches 64 256] [--steps 10] [--models light]
+    python benchmarks/few_channel_conv.py [--form input|output] [--batches 64 256] [--steps 10]
+        [--models light]
 
-Rows: the classifier training step (kernel gradient of conv0 needed) and the inversion
-step of each generator (frozen classifier: conv0's value and input gradient), with
+--form input (default): the paper CNN's first convolution (1 input channel). Rows: the
+classifier training step (kernel gradient of conv0 needed) and the inversion step of each
+generator (frozen classifier: conv0's value and input gradient), with
 `fast_conv.FEW_INPUT_CHANNELS = 1` (the default) and `0` (the blocked path of session 11).
+--form output: the generators' image layer (3×3, width → 1 channel). Rows: the inversion
+step of each generator with `fast_conv.FEW_OUTPUT_CHANNELS = 3` (the default) and `0`
+(the blocked path before session 14).
 """
 
 import argparse
@@ -19,23 +24,25 @@ from jaxinv.models import fast_conv
 
 def main():
   parser = argparse.ArgumentParser()
+  parser.add_argument("--form", choices=["input", "output"], default="input")
   parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--models", nargs="*", default=["light"], choices=list(step_speed.PRESETS))
   parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
   args = parser.parse_args()
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
-  print(f"{'step':<22} {'batch':>5} {'few-channel ms':>14} {'blocked ms':>11} {'ratio':>6}")
-  jobs = [("classifier", None, b) for b in args.batches]
+  print(f"{'step':<22} {'batch':>5} {'few-' + args.form + ' ms':>14} {'blocked ms':>11} {'ratio':>6}")
+  knob = {"input": "FEW_INPUT_CHANNELS", "output": "FEW_OUTPUT_CHANNELS"}[args.form]
+  jobs = [("classifier", None, b) for b in args.batches] if args.form == "input" else []
   jobs += [("inversion", m, b) for m in args.models for b in args.batches]
-  default = fast_conv.FEW_INPUT_CHANNELS
+  default = getattr(fast_conv, knob)
   for kind, preset, batch in jobs:
     runs = {}
     for few in (default, 0):
-      fast_conv.FEW_INPUT_CHANNELS = few  # read when the step is traced (compiled here)
+      setattr(fast_conv, knob, few)  # read when the step is traced (compiled here)
       runs[few] = (step_speed.jax_classifier(batch) if kind == "classifier"
                    else step_speed.jax_inversion(preset, batch))[0]
-    fast_conv.FEW_INPUT_CHANNELS = default
+    setattr(fast_conv, knob, default)
     times = {few: [] for few in runs}
     for _ in range(args.rounds):
       for few, run in runs.items():

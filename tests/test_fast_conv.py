@@ -87,6 +87,27 @@ def test_few_channel_conv_matches_lax_conv_in_every_mode_of_differentiation(padd
     _assert_same_in_every_mode(few, reference, x, w, rng)
 
 
+@pytest.mark.parametrize("impl", ["blocked", "im2col"])
+@pytest.mark.parametrize("padding,kernel_size,out_channels", [
+    ("SAME", 3, 1), ("VALID", 3, 3), (((2, 0), (1, 2)), 3, 2), ("SAME", 5, 1), (((0, 1), (1, 0)), 2, 3)])
+def test_few_output_channel_conv_matches_lax_conv_in_every_mode_of_differentiation(
+    impl, padding, kernel_size, out_channels):
+  """One to three output channels (a generator's image layer): one matrix product with
+  every tap's kernel slice and an overlap-add; value, gradients, forward mode and reverse
+  over reverse are lax.conv's, for symmetric, zero and asymmetric paddings."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(kernel_size + out_channels)
+    x = jnp.asarray(rng.normal(size=(11, 7, 6, 5)))
+    w = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 5, out_channels)))
+    pads = fast_conv.explicit_padding(padding, w.shape[:2])
+    reference = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads,
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    few = lambda x, w: fast_conv.conv2d(x, w, padding, impl=impl)
+    jaxpr = str(jax.make_jaxpr(few)(x, w))
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr  # the product form
+    _assert_same_in_every_mode(few, reference, x, w, rng)
+
+
 def test_conv2d_takes_the_custom_gradient_only_when_asked():
   """"im2col" goes through the custom rule (a custom_vjp call in the jaxpr); "blocked"
   through a custom_jvp once the batch exceeds one block; "xla" through neither; "auto"
@@ -110,9 +131,9 @@ def test_default_kernel_gradient_block_keeps_blocks_at_a_pixel_budget():
   assert block(32, 32) * 32 * 32 <= fast_conv.KERNEL_GRADIENT_PIXELS < (block(32, 32) + 1) * 32 * 32
   assert block(32, 32) < block(28, 28)
   assert block(1000, 1000) == 1
-  x = jnp.ones((40, 28, 28, 2))  # > FEW_INPUT_CHANNELS: the blocked kernel gradient
+  x = jnp.ones((40, 28, 28, 2))  # channels > FEW_INPUT_CHANNELS, FEW_OUTPUT_CHANNELS: blocked
   kernel_gradient = jax.grad(lambda w: jnp.sum(fast_conv.conv2d(x, w, "SAME", "blocked")))
-  jaxpr = str(jax.make_jaxpr(kernel_gradient)(jnp.ones((3, 3, 2, 2))))
+  jaxpr = str(jax.make_jaxpr(kernel_gradient)(jnp.ones((3, 3, 2, 4))))
   assert jaxpr.count("conv_general_dilated") == 1 + -(-40 // block(28, 28))  # output + one per block
 
 
