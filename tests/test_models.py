@@ -243,3 +243,49 @@ def test_subpixel_conv_transpose_rejects_uneven_phases():
   x = jnp.zeros((1, 4, 4, 2))
   with pytest.raises(ValueError, match="divide by stride"):
     SubPixelConvTranspose(3, (5, 5), (2, 2), padding="VALID").init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("keep", [0.7, 0.25, 4 / 65536])
+def test_keep_mask_is_bernoulli_at_the_rounded_rate_in_every_field(keep):
+  """Each of the four 16-bit fields a hash yields, and each example, keeps at the rate;
+  neighbouring fields and examples are uncorrelated (a reused hash would correlate them)."""
+  mask, p = layers.keep_mask(jax.random.key(3), keep, (4096, 3, 7, 5))
+  assert mask.shape == (4096, 3, 7, 5) and mask.dtype == jnp.bool_
+  assert float(p) == round(keep * 65536) / 65536
+  flat = np.asarray(mask, np.float64).reshape(4096, -1)
+  for field in range(4):  # entries j ≡ field (mod 4) come from the same 16 bits of a hash
+    column = flat[:, field::4]
+    assert abs(column.mean() - float(p)) < 5 * np.sqrt(float(p) * (1 - float(p)) / column.size) + 1e-12
+  if 0.1 < keep < 0.9:
+    assert abs(np.corrcoef(flat[:, :-1].ravel(), flat[:, 1:].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(flat[:-1].ravel(), flat[1:].ravel())[0, 1]) < 0.01
+  other, _ = layers.keep_mask(jax.random.key(4), keep, (4096, 3, 7, 5))
+  assert keep < 0.01 or not np.array_equal(np.asarray(mask), np.asarray(other))
+
+
+def test_keep_mask_edges_vmap_and_other_key_kinds():
+  key = jax.random.key(0)
+  assert bool(jnp.all(layers.keep_mask(key, 1.0, (8, 9))[0]))
+  assert not bool(jnp.any(layers.keep_mask(key, 0.0, (8, 9))[0]))
+  raw = jax.random.PRNGKey(0)  # raw uint32[2] keys draw the same masks as typed ones
+  np.testing.assert_array_equal(layers.keep_mask(raw, 0.5, (8, 9))[0], layers.keep_mask(key, 0.5, (8, 9))[0])
+  masks, probs = jax.vmap(lambda k, r: layers.keep_mask(k, 1 - r, (3000, 4)))(
+      jax.random.split(key, 3), jnp.array([0.1, 0.5, 0.9]))  # an ensemble's traced rates
+  np.testing.assert_allclose(probs, [0.9, 0.5, 0.1], atol=1 / 65536)
+  np.testing.assert_allclose(masks.mean(axis=(1, 2)), probs, atol=0.03)
+  rbg = jax.random.key(0, impl="rbg")  # not Threefry's two words: jax.random.bernoulli
+  mask, p = layers.keep_mask(rbg, 0.5, (8, 9))
+  np.testing.assert_array_equal(mask, jax.random.bernoulli(rbg, 0.5, (8, 9)))
+  assert float(p) == 0.5
+
+
+def test_rate_dropout_scales_kept_units_by_the_inverse_keep_rate():
+  x = jnp.full((64, 6, 6, 4), 2.0)
+  module = layers.RateDropout()
+  out = module.apply({}, x, 0.3, False, rngs={"dropout": jax.random.key(5)})
+  values = np.unique(np.asarray(out))
+  keep = round(0.7 * 65536) / 65536
+  np.testing.assert_allclose(values, [0.0, 2.0 / keep], rtol=1e-6)
+  assert abs(float(jnp.mean(out == 0)) - 0.3) < 5 * np.sqrt(0.21 / x.size)
+  np.testing.assert_array_equal(module.apply({}, x, 0.3, True), x)  # deterministic: identity
+  assert not bool(jnp.any(module.apply({}, x, 1.0, False, rngs={"dropout": jax.random.key(5)})))

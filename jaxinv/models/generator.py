@@ -76,8 +76,8 @@ class ConditionedGenerator(nn.Module):
     active = train if dropout is None else dropout
     rate = self.dropout_rate if dropout_rate is None else dropout_rate
 
-    # One module for both layers, named as Linen names an unnamed nn.Dropout, so the
-    # masks (drawn from the module's rng stream) are those of nn.Dropout.
+    # One module for both layers, named as Linen names an unnamed nn.Dropout (its masks
+    # come from the module's "dropout" rng stream, as nn.Dropout's do).
     dropout_module = RateDropout(name="Dropout_0")
     drop = lambda x: dropout_module(x, rate, deterministic=not active)
 

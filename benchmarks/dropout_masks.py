@@ -1,0 +1,49 @@
+"""The generator's dropout masks from `layers.keep_mask` (four 16-bit decisions per
+Threefry hash) against `jax.random.bernoulli` (one per hash, nn.Dropout's masks), whole
+inversion steps timed in the same process, alternating.
+
+    python benchmarks/dropout_masks.py [--batches 64 256] [--steps 10] [--models fast]
+"""
+
+import argparse
+import statistics
+
+import jax
+
+import step_speed
+from jaxinv.models import layers
+
+
+def _bernoulli_mask(key, keep, shape):
+  return jax.random.bernoulli(key, keep, shape), keep
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--models", nargs="+", default=["fast"], choices=list(step_speed.PRESETS))
+  parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
+  args = parser.parse_args()
+  print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
+  print(f"{'step':<22} {'batch':>5} {'keep_mask ms':>12} {'bernoulli ms':>12} {'ratio':>6}")
+  fast_mask = layers.keep_mask
+  for preset in args.models:
+    for batch in args.batches:
+      runs = {}
+      for name, mask in (("keep_mask", fast_mask), ("bernoulli", _bernoulli_mask)):
+        layers.keep_mask = mask  # looked up when the step is traced (compiled here)
+        try:
+          runs[name] = step_speed.jax_inversion(preset, batch)[0]
+        finally:
+          layers.keep_mask = fast_mask
+      times = {name: [] for name in runs}
+      for _ in range(args.rounds):
+        for name, run in runs.items():
+          times[name].append(step_speed.median_time(run, args.steps))
+      new, old = (1000 * statistics.median(times[name]) for name in ("keep_mask", "bernoulli"))
+      print(f"{'inversion/' + preset:<22} {batch:5d} {new:12.1f} {old:12.1f} {old / new:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
