@@ -62,7 +62,7 @@ def test_mnist_fast_variant_changes_only_the_inversion():
   fast, default = config_lib.load_config(f"{path}:fast"), config_lib.load_config(str(path))
   config_lib.validate(fast)
   assert (fast.generator.width, fast.inversion.learning_rate, fast.inversion.batch_size,
-          fast.inversion.steps) == (16, 1e-2, 32, 600)
+          fast.inversion.steps) == (16, 1e-2, 32, 700)
   fast.generator.width, fast.inversion.learning_rate = default.generator.width, default.inversion.learning_rate
   fast.inversion.steps, fast.inversion.batch_size = default.inversion.steps, default.inversion.batch_size
   assert fast.to_dict() == default.to_dict()
