@@ -39,8 +39,8 @@ output gradient (2-core AMD EPYC, 1 → 32 channels at 28 px, with another job r
 value and both gradients 11.9 → 7.8 ms at batch 64, 91 → 53 ms at batch 256).
 
 With at most `FEW_OUTPUT_CHANNELS` output channels (a generator's last layer, which makes
-the image), "blocked" and "im2col" (before any of the above) compute each input pixel's contribution to every
-output tap as one matrix product, x [pixels, cin] × kernel [cin, kh·kw·cout], and sum the
+the image), "blocked" and "im2col" (before any of the above) compute each input
+pixel's contribution to every output tap as one matrix product, x [pixels, cin] × kernel [cin, kh·kw·cout], and sum the
 kh·kw shifted contribution maps (an overlap-add of cout-channel maps; no patch matrix of
 the wide input). Plain JAX operations, so every order of derivative is JAX's own: the
 input gradient is the output gradient's kh·kw shifted windows (cout channels each) times
