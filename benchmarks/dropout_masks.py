@@ -6,7 +6,6 @@ inversion steps timed in the same process, alternating.
 """
 
 import argparse
-import statistics
 
 import jax
 
@@ -20,10 +19,7 @@ def _bernoulli_mask(key, keep, shape):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
-  parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--models", nargs="+", default=["fast"], choices=list(step_speed.PRESETS))
-  parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
+  step_speed.add_ab_arguments(parser, models_default=["fast"])
   args = parser.parse_args()
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
   print(f"{'step':<22} {'batch':>5} {'keep_mask ms':>12} {'bernoulli ms':>12} {'ratio':>6}")
@@ -37,11 +33,8 @@ def main():
           runs[name] = step_speed.jax_inversion(preset, batch)[0]
         finally:
           layers.keep_mask = fast_mask
-      times = {name: [] for name in runs}
-      for _ in range(args.rounds):
-        for name, run in runs.items():
-          times[name].append(step_speed.median_time(run, args.steps))
-      new, old = (1000 * statistics.median(times[name]) for name in ("keep_mask", "bernoulli"))
+      medians = step_speed.alternating_medians(runs, args.rounds, args.steps)
+      new, old = medians["keep_mask"], medians["bernoulli"]
       print(f"{'inversion/' + preset:<22} {batch:5d} {new:12.1f} {old:12.1f} {old / new:6.2f}", flush=True)
 
 

@@ -14,7 +14,6 @@ step of each generator with `fast_conv.FEW_OUTPUT_CHANNELS = 3` (the default) an
 """
 
 import argparse
-import statistics
 
 import jax
 
@@ -25,10 +24,7 @@ from jaxinv.models import fast_conv
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--form", choices=["input", "output"], default="input")
-  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
-  parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--models", nargs="*", default=["light"], choices=list(step_speed.PRESETS))
-  parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
+  step_speed.add_ab_arguments(parser, models_default=["light"], models_nargs="*")
   args = parser.parse_args()
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
   print(f"{'step':<22} {'batch':>5} {'few-' + args.form + ' ms':>14} {'blocked ms':>11} {'ratio':>6}")
@@ -43,11 +39,8 @@ def main():
       runs[few] = (step_speed.jax_classifier(batch) if kind == "classifier"
                    else step_speed.jax_inversion(preset, batch))[0]
     setattr(fast_conv, knob, default)
-    times = {few: [] for few in runs}
-    for _ in range(args.rounds):
-      for few, run in runs.items():
-        times[few].append(step_speed.median_time(run, args.steps))
-    new, old = (1000 * statistics.median(times[few]) for few in (default, 0))
+    medians = step_speed.alternating_medians(runs, args.rounds, args.steps)
+    new, old = medians[default], medians[0]
     name = "classifier/paper_cnn" if kind == "classifier" else f"inversion/{preset}"
     print(f"{name:<22} {batch:5d} {new:14.1f} {old:11.1f} {old / new:6.2f}", flush=True)
 

@@ -62,6 +62,25 @@ def median_time(fn, steps, warmup=2, block=jax.block_until_ready):
   return statistics.median(times)
 
 
+def alternating_medians(runs: dict, rounds: int, steps: int) -> dict:
+  """{name: median ms/step} of step functions timed in turn `rounds` times (each time the
+  median of `steps`), so a slow phase of the machine hits every form alike: the A/B
+  benchmarks (few_channel_conv.py, dropout_masks.py)."""
+  times = {name: [] for name in runs}
+  for _ in range(rounds):
+    for name, run in runs.items():
+      times[name].append(median_time(run, steps))
+  return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
+def add_ab_arguments(parser, models_default, models_nargs="+"):
+  """The A/B benchmarks' shared flags."""
+  parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--models", nargs=models_nargs, default=models_default, choices=list(PRESETS))
+  parser.add_argument("--rounds", type=int, default=3, help="alternations of the two forms")
+
+
 def param_count(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 

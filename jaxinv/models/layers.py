@@ -150,7 +150,7 @@ class UpsampleConv(nn.Module):
 MASK_BITS = 16  # dropout draws keep/drop from 16-bit fields: rates are multiples of 2^-16
 
 
-def keep_mask(key, keep, shape) -> jnp.ndarray:
+def keep_mask(key, keep, shape) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(mask, p): a boolean mask over `shape`, each entry independently True with
   probability p = `keep` (may be traced) rounded to a multiple of 2^-16.
 
