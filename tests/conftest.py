@@ -23,7 +23,19 @@ SHORT_COLLECTIVE_TIMEOUTS = ("--xla_cpu_collective_call_terminate_timeout_second
 # Every program is cached, not only those over JAX's default 1 s of compile time: most
 # of the tiny configs' compiles are shorter, and together they were most of a CLI run.
 # A cached executable is the same program, so results are unchanged.
-COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxinv-test-xla-cache-")
+# pytest-xdist's workers inherit the environment of the process that started them, so
+# they find and share the folders made there; only the process that made them removes them.
+OWNED_TEMP_DIRS = []
+
+
+def _shared_temp_dir(variable: str, prefix: str) -> str:
+  if variable not in os.environ:
+    os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+    OWNED_TEMP_DIRS.append(os.environ[variable])
+  return os.environ[variable]
+
+
+COMPILATION_CACHE = _shared_temp_dir("JAXINV_TEST_XLA_CACHE", "jaxinv-test-xla-cache-")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = COMPILATION_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)  # in case jax read its
@@ -32,13 +44,13 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # environmen
 
 # One TFDS folder for the whole session (this process and its subprocesses): each IDX
 # dataset is prepared into it once, and never into the user's ~/tensorflow_datasets.
-PREPARED_TFDS = tempfile.mkdtemp(prefix="jaxinv-test-tfds-")
+PREPARED_TFDS = _shared_temp_dir("JAXINV_TEST_TFDS", "jaxinv-test-tfds-")
 os.environ.setdefault("JAXINV_TFDS_DIR", PREPARED_TFDS)
 
 
 def pytest_sessionfinish(session, exitstatus):
-  shutil.rmtree(COMPILATION_CACHE, ignore_errors=True)
-  shutil.rmtree(PREPARED_TFDS, ignore_errors=True)
+  for path in OWNED_TEMP_DIRS:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def fake_devices_env(count: int) -> dict:
