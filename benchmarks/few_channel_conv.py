@@ -15,6 +15,9 @@ step of each generator with `fast_conv.FEW_OUTPUT_CHANNELS = 3` (the default) an
 generator with `fast_conv.ROW_SPLIT_MIN_CHANNELS = 128` (the default: the paper generator's
 257-channel layer takes the row split, the small one's 49 channels do not) and off (the padded
 convolution for every layer, before session 15).
+--form matrix: the transposed generators' K×K → H/2 layer with its hot-matrix channel as a
+constant (`conv2d(..., constant_channels=1)`, the default: no input gradient computed for it)
+and as a variable (the input gradient of all channels, before session 15).
 """
 
 import argparse
@@ -22,12 +25,17 @@ import argparse
 import jax
 
 import step_speed
-from jaxinv.models import fast_conv
+from jaxinv.models import fast_conv, layers
 
 # --form: (fast_conv knob, its "off" value, column names of the default and the off form).
 FORMS = {"input": ("FEW_INPUT_CHANNELS", 0, "few-input", "blocked"),
          "output": ("FEW_OUTPUT_CHANNELS", 0, "few-output", "blocked"),
-         "rows": ("ROW_SPLIT_MIN_CHANNELS", 1 << 30, "row split", "padded")}
+         "rows": ("ROW_SPLIT_MIN_CHANNELS", 1 << 30, "row split", "padded"),
+         "matrix": ("conv2d", None, "constant", "variable")}
+
+
+def _conv2d_without_constant_channels(*args, constant_channels=0, **kwargs):
+  return fast_conv.conv2d(*args, **kwargs)
 
 
 def main():
@@ -40,14 +48,19 @@ def main():
   print(f"{'step':<22} {'batch':>5} {new_label + ' ms':>14} {old_label + ' ms':>14} {'ratio':>6}")
   jobs = [("classifier", None, b) for b in args.batches] if args.form == "input" else []
   jobs += [("inversion", m, b) for m in args.models for b in args.batches]
-  default = getattr(fast_conv, knob)
+  # --form matrix switches the conv2d that layers.conv_transpose_subpixel calls; the others
+  # a fast_conv constant. Either is read when the step is traced (compiled here).
+  module = layers if args.form == "matrix" else fast_conv
+  default = getattr(module, knob)
+  if args.form == "matrix":
+    off = _conv2d_without_constant_channels
   for kind, preset, batch in jobs:
     runs = {}
     for value in (default, off):
-      setattr(fast_conv, knob, value)  # read when the step is traced (compiled here)
+      setattr(module, knob, value)
       runs[value] = (step_speed.jax_classifier(batch) if kind == "classifier"
                      else step_speed.jax_inversion(preset, batch))[0]
-    setattr(fast_conv, knob, default)
+    setattr(module, knob, default)
     medians = step_speed.alternating_medians(runs, args.rounds, args.steps)
     new, old = medians[default], medians[off]
     name = "classifier/paper_cnn" if kind == "classifier" else f"inversion/{preset}"

@@ -197,3 +197,43 @@ def test_conv2d_errors_name_the_fix():
     fast_conv.conv2d(x, w, "FULL")
   with pytest.raises(ValueError, match="kernel_gradient_block must be"):
     fast_conv.conv2d(x, w, "SAME", impl="blocked", kernel_gradient_block=0)
+
+
+@pytest.mark.parametrize("impl,kernel,padding", [
+    ("im2col", (5, 5), ((4, 4), (4, 4))),  # the generator's K×K → H/2 layer with its hot matrix
+    ("im2col", (2, 2), ((1, 1), (1, 1))),  # 2×2: XLA's own input gradient of the variable channels
+    ("blocked", (3, 3), "SAME"),
+    ("xla", (3, 3), "SAME"),
+])
+def test_constant_channels_get_no_gradient_and_the_rest_is_lax_conv(impl, kernel, padding):
+  """conv2d(..., constant_channels=2) is lax.conv of x with its last 2 channels under
+  stop_gradient: same value, kernel gradient and input gradient of the other channels, zero
+  input gradient for those 2 (float64)."""
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(sum(kernel) + 11)
+    x = jnp.asarray(rng.normal(size=(3, 6, 5, 5)))
+    w = jnp.asarray(rng.normal(size=(*kernel, 5, 4)))
+    pads = fast_conv.explicit_padding(padding, kernel)
+
+    def reference(x, w):
+      x = jnp.concatenate([x[..., :3], lax.stop_gradient(x[..., 3:])], -1)
+      return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    block = 2 if impl == "blocked" else None  # 2 blocks of the batch of 3
+    fast = lambda x, w: fast_conv.conv2d(x, w, padding, impl=impl, kernel_gradient_block=block,
+                                         constant_channels=2)
+    np.testing.assert_allclose(fast(x, w), reference(x, w), atol=1e-12)
+    target = jnp.asarray(rng.normal(size=reference(x, w).shape))
+    loss = lambda conv: lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * target)
+    x_grad, w_grad = jax.grad(loss(fast), argnums=(0, 1))(x, w)
+    want_x, want_w = jax.grad(loss(reference), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(w_grad, want_w, atol=1e-10)
+    np.testing.assert_allclose(x_grad, want_x, atol=1e-10)
+    assert np.all(np.asarray(x_grad[..., 3:]) == 0) and np.abs(np.asarray(x_grad[..., :3])).max() > 0
+
+
+def test_constant_channels_must_leave_a_variable_channel():
+  x, w = jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2))
+  for bad in (-1, 3):
+    with pytest.raises(ValueError, match=r"constant_channels must be in \[0, 3\)"):
+      fast_conv.conv2d(x, w, "SAME", "im2col", constant_channels=bad)

@@ -45,6 +45,32 @@ def test_generator_uses_the_conditioning():
   assert float(jnp.abs(images[0] - images[1]).max()) > 1e-4
 
 
+def test_transposed_generator_gradients_match_xla_convolutions():
+  """The transposed generator with the CPU convolutions ("im2col": the K×K → H/2 layer's hot
+  matrix channel a constant, whose input gradient is not computed) has the parameter
+  gradients of the same generator on XLA's own convolutions (float64, dropout on)."""
+  with jax.enable_x64(True):
+    batch = conditioning.sample_batch(jax.random.key(0), 4, 4, 16, "vector_matrix")
+    batch = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, batch)
+    grads = {}
+    for impl in ("im2col", "xla"):
+      # 4 classes, 12 px: the K×K → H/2 layer is 3×3, 4 → 6 px ("full" padding).
+      gen = ConditionedGenerator(num_classes=4, image_shape=(12, 12, 1), width=8, latent_dim=16,
+                                 embed_dim=8, upsample="transpose", conv_impl=impl)
+      variables = gen.init({"params": jax.random.key(1)}, batch["z"], batch["p"], batch["y"])
+
+      def loss(params):
+        images, _ = gen.apply({**variables, "params": params}, batch["z"], batch["p"], batch["y"],
+                              train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
+        return jnp.sum(jnp.sin(3.0 * images))
+
+      params = jax.tree.map(lambda x: x.astype(jnp.float64), variables["params"])
+      grads[impl] = jax.jit(jax.grad(loss))(params)
+    assert grads["im2col"]["up0"]["kernel"].shape[2] == 2 * 8 + 1  # features + the hot matrix
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), grads["im2col"], grads["xla"])
+    assert float(jnp.abs(grads["im2col"]["project"]["kernel"]).max()) > 0
+
+
 def test_generator_mode_and_shape_errors():
   with pytest.raises(ValueError, match="generator mode"):
     ConditionedGenerator(10, (28, 28, 1), mode="nope").init(

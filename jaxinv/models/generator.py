@@ -94,15 +94,17 @@ class ConditionedGenerator(nn.Module):
     # arithmetic, and Adam would turn the rounding noise into full-size steps.
     h = nn.Dense(k * k * 2 * self.width, use_bias=False, name="project")(h)
     h = nn.relu(norm("bn_project")(h)).reshape(-1, k, k, 2 * self.width)
+    matrix_channels = 0
     if uses_matrix(self.mode):
       matrix = conditioning.hot_matrices(y, k, self.hot_pattern).astype(h.dtype)
       h = jnp.concatenate([h, matrix], axis=-1)
+      matrix_channels = 1  # a function of integer labels: up0 computes no gradient for it
 
     # K×K → H/2.
     if self.upsample == "transpose" and half >= k:
       kernel = half - k + 1
       h = SubPixelConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False,
-                                impl=self.conv_impl, name="up0")(h)
+                                impl=self.conv_impl, constant_channels=matrix_channels, name="up0")(h)
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
       h = Conv(2 * self.width, (3, 3), use_bias=False, impl=self.conv_impl, name="up0")(h)

@@ -222,7 +222,7 @@ def _phase_taps(kernel: int, stride: int, pad_before: int):
   return phases, taps
 
 
-def conv_transpose_subpixel(x, kernel, strides, padding, impl: str = "auto"):
+def conv_transpose_subpixel(x, kernel, strides, padding, impl: str = "auto", constant_channels: int = 0):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO kernel, no kernel
   transpose or dilation) computed as one stride-1 convolution plus depth-to-space.
 
@@ -232,7 +232,8 @@ def conv_transpose_subpixel(x, kernel, strides, padding, impl: str = "auto"):
   into the input, so no multiply is wasted on them, and the kernel gradient is a plain
   convolution (XLA:CPU lowers the dilated one of lax.conv_transpose ~30× slower than the
   forward pass). Needs each output length to divide by its stride (true for 'SAME', and
-  for 'VALID' when kernel ≤ stride or stride is 1)."""
+  for 'VALID' when kernel ≤ stride or stride is 1). The last `constant_channels` of x are
+  constants (`fast_conv.conv2d`)."""
   n, height, width, cin = x.shape
   kh, kw, kin, cout = kernel.shape
   if kin != cin:
@@ -277,7 +278,7 @@ def conv_transpose_subpixel(x, kernel, strides, padding, impl: str = "auto"):
     pads = [(max(0, lo), max(0, hi)) for lo, hi in pads]
   # The padding goes to the convolution rather than to x: conv2d picks XLA:CPU's
   # fast paths from it (see fast_conv).
-  y = conv2d(x, stacked.astype(x.dtype), tuple(pads), impl)
+  y = conv2d(x, stacked.astype(x.dtype), tuple(pads), impl, constant_channels=constant_channels)
   (sh, _, _, qh), (sw, _, _, qw) = dims
   y = y.reshape(n, y.shape[1], y.shape[2], sh, sw, cout)
   rows = []
@@ -301,6 +302,9 @@ class SubPixelConvTranspose(nn.Module):
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None
   impl: str = "auto"  # fast_conv.conv2d's backward-pass choice
+  # Trailing input channels that are constants (no derivative flows to them; their input
+  # gradient is not computed): the generator's hot matrix.
+  constant_channels: int = 0
 
   @nn.compact
   def __call__(self, x):
@@ -308,7 +312,7 @@ class SubPixelConvTranspose(nn.Module):
                         jnp.float32)
     dtype = self.dtype or x.dtype
     y = conv_transpose_subpixel(x.astype(dtype), kernel.astype(dtype), tuple(self.strides), self.padding,
-                                self.impl)
+                                self.impl, self.constant_channels)
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(dtype)
     return y
