@@ -1,7 +1,7 @@
-"""`fast_conv`'s few-channel and row-split forms on and off, whole steps timed in the same
-process, alternating.
+"""`fast_conv`'s few-channel, row-split and constant-channel forms on and off, whole steps
+timed in the same process, alternating.
 
-    python benchmarks/few_channel_conv.py [--form input|output|rows] [--batches 64 256] [--steps 10]
+    python benchmarks/few_channel_conv.py [--form input|output|rows|matrix] [--batches 64 256] [--steps 10]
         [--models light]
 
 --form input (default): the paper CNN's first convolution (1 input channel). Rows: the
@@ -27,15 +27,18 @@ import jax
 import step_speed
 from jaxinv.models import fast_conv, layers
 
-# --form: (fast_conv knob, its "off" value, column names of the default and the off form).
-FORMS = {"input": ("FEW_INPUT_CHANNELS", 0, "few-input", "blocked"),
-         "output": ("FEW_OUTPUT_CHANNELS", 0, "few-output", "blocked"),
-         "rows": ("ROW_SPLIT_MIN_CHANNELS", 1 << 30, "row split", "padded"),
-         "matrix": ("conv2d", None, "constant", "variable")}
-
 
 def _conv2d_without_constant_channels(*args, constant_channels=0, **kwargs):
   return fast_conv.conv2d(*args, **kwargs)
+
+
+# --form: (module, name in it, the "off" value, column names of the default and the off form).
+# Either is read when the step is traced (compiled here); "matrix" swaps the conv2d that
+# layers.conv_transpose_subpixel calls.
+FORMS = {"input": (fast_conv, "FEW_INPUT_CHANNELS", 0, "few-input", "blocked"),
+         "output": (fast_conv, "FEW_OUTPUT_CHANNELS", 0, "few-output", "blocked"),
+         "rows": (fast_conv, "ROW_SPLIT_MIN_CHANNELS", 1 << 30, "row split", "padded"),
+         "matrix": (layers, "conv2d", _conv2d_without_constant_channels, "constant", "variable")}
 
 
 def main():
@@ -43,17 +46,12 @@ def main():
   parser.add_argument("--form", choices=list(FORMS), default="input")
   step_speed.add_ab_arguments(parser, models_default=["light"], models_nargs="*")
   args = parser.parse_args()
-  knob, off, new_label, old_label = FORMS[args.form]
+  module, knob, off, new_label, old_label = FORMS[args.form]
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
   print(f"{'step':<22} {'batch':>5} {new_label + ' ms':>14} {old_label + ' ms':>14} {'ratio':>6}")
   jobs = [("classifier", None, b) for b in args.batches] if args.form == "input" else []
   jobs += [("inversion", m, b) for m in args.models for b in args.batches]
-  # --form matrix switches the conv2d that layers.conv_transpose_subpixel calls; the others
-  # a fast_conv constant. Either is read when the step is traced (compiled here).
-  module = layers if args.form == "matrix" else fast_conv
   default = getattr(module, knob)
-  if args.form == "matrix":
-    off = _conv2d_without_constant_channels
   for kind, preset, batch in jobs:
     runs = {}
     for value in (default, off):

@@ -166,6 +166,21 @@ def _kernel_gradient(x, grad, padding: Padding, kernel_hw):
   return jnp.stack(per_row).reshape(kh, cin, kw, cout).transpose(0, 2, 1, 3)
 
 
+def _overlap_add(per_tap, padding: Padding):
+  """Σ over taps (i, j) of per_tap [n, h, w, kh, kw, c] — each input pixel's contribution
+  through tap (i, j) — shifted to the output it feeds: tap (i, j) of input pixel p lands on
+  output p + lo − (i, j) (a negative pad crops). The output is the convolution's, h + lo +
+  hi − kh + 1 rows by w + lo + hi − kw + 1 columns."""
+  n, h, w, kh, kw, _ = per_tap.shape
+  (lo_h, hi_h), (lo_w, hi_w) = padding
+  out_h, out_w = h + lo_h + hi_h - kh + 1, w + lo_w + hi_w - kw + 1
+  zero = jnp.zeros((), per_tap.dtype)
+  terms = [lax.pad(per_tap[:, :, :, i, j, :], zero,
+                   [(0, 0, 0), (lo_h - i, out_h - h - lo_h + i, 0), (lo_w - j, out_w - w - lo_w + j, 0), (0, 0, 0)])
+           for i in range(kh) for j in range(kw)]
+  return sum(terms[1:], terms[0])
+
+
 def _row_split_conv(x, kernel, padding: Padding):
   """The convolution as one convolution along the width only (each kernel row's taps, all
   kh rows stacked on the output channels), over x's own rows, then the sum of the kh
@@ -175,15 +190,10 @@ def _row_split_conv(x, kernel, padding: Padding):
   kh, kw, cin, cout = kernel.shape
   (lo_h, hi_h), width_padding = padding
   n, h = x.shape[:2]
-  out_h = h + lo_h + hi_h - kh + 1
   rows = kernel.transpose(1, 2, 0, 3).reshape(1, kw, cin, kh * cout)  # [1, kw, cin, (row, cout)]
   per_row = _padded_conv(x, rows, ((0, 0), width_padding))
-  per_row = per_row.reshape(n, h, per_row.shape[2], kh, cout)
-  zero = jnp.zeros((), per_row.dtype)
-  # Kernel row i of input row r lands on output row r + lo_h − i (a negative pad crops).
-  terms = [lax.pad(per_row[:, :, :, i], zero, [(0, 0, 0), (lo_h - i, out_h - h - lo_h + i, 0), (0, 0, 0), (0, 0, 0)])
-           for i in range(kh)]
-  return sum(terms[1:], terms[0])
+  # One "tap" per kernel row: the width is already the output's.
+  return _overlap_add(per_row.reshape(n, h, per_row.shape[2], kh, 1, cout), ((lo_h, hi_h), (0, 0)))
 
 
 def _im2col_forward(x, kernel, padding: Padding):
@@ -297,15 +307,8 @@ def _tap_products(x, kernel, padding: Padding):
   negative pad crops). Cheap only when cout is small: the products are kh·kw·cout per pixel."""
   kh, kw, cin, cout = kernel.shape
   n, h, w, _ = x.shape
-  (lo_h, hi_h), (lo_w, hi_w) = padding
-  out_h, out_w = h + lo_h + hi_h - kh + 1, w + lo_w + hi_w - kw + 1
   per_tap = x.reshape(n * h * w, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
-  per_tap = per_tap.reshape(n, h, w, kh, kw, cout)
-  zero = jnp.zeros((), per_tap.dtype)
-  terms = [lax.pad(per_tap[:, :, :, i, j, :], zero,
-                   [(0, 0, 0), (lo_h - i, out_h - h - lo_h + i, 0), (lo_w - j, out_w - w - lo_w + j, 0), (0, 0, 0)])
-           for i in range(kh) for j in range(kw)]
-  return sum(terms[1:], terms[0])
+  return _overlap_add(per_tap.reshape(n, h, w, kh, kw, cout), padding)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
