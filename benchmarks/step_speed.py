@@ -3,6 +3,7 @@ batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch s
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
         [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...] [--host-memory keep|default]
+        [--cpu-convolutions eigen|ynnpack]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
@@ -18,7 +19,9 @@ with no name times the classifier alone; `--blocks` adds rows with N examples pe
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
 `--host-memory keep` makes glibc keep freed memory for reuse (`jaxinv.host_memory`, what
 the `jaxinv` command does with JAXINV_HOST_MEMORY=keep; PyTorch in the same process gets
-it too). Each row: compile time (JAX) or first-step time
+it too); `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
+does (`jaxinv.cpu_convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
+process-wide XLA flag, so compare the two with two runs). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
@@ -30,6 +33,7 @@ default for float32: JAX's default precision and PyTorch's cuDNN convolutions do
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -39,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv import config as config_lib
-from jaxinv import data, host_memory, rng, steps
+from jaxinv import cpu_convolutions, data, host_memory, rng, steps
 from jaxinv.models import classifiers, fast_conv, layers
 from jaxinv.models import generator as generator_lib
 from jaxinv.runs import classifier as classifier_run
@@ -271,14 +275,20 @@ def main():
                       help="keep: glibc keeps freed memory for reuse, as the jaxinv command does "
                            "with JAXINV_HOST_MEMORY=keep (jaxinv.host_memory; PyTorch in this "
                            "process gets it too); default: leave malloc alone")
+  parser.add_argument("--cpu-convolutions", choices=cpu_convolutions.MODES, default="eigen",
+                      help="XLA:CPU's convolutions on Eigen (what the jaxinv command runs unless "
+                           "JAXINV_CPU_CONVOLUTIONS=ynnpack) or on YNNPACK (jaxlib's default)")
   args = parser.parse_args()
   kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
+  eigen = cpu_convolutions.use_eigen_convolutions() if args.cpu_convolutions == "eigen" else False
   use_torch = not args.no_torch
   header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
-        f"host memory: {args.host_memory} ({'applied' if kept else 'malloc unchanged'})")
+        f"host memory: {args.host_memory} ({'applied' if kept else 'malloc unchanged'}), "
+        f"CPU convolutions: {args.cpu_convolutions} ({'flag added' if eigen else 'XLA_FLAGS unchanged'}), "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   ceiling = jax_matmul_gflops()
   line = f"matrix product 4096^3 float32: JAX {ceiling:.0f} GFLOP/s"
   if use_torch:

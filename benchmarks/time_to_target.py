@@ -11,8 +11,9 @@ Prints the training wall time (process-level: compile included, evaluation exclu
 the minimum per-class target accuracy, and whether it reached the target. The time to
 the target is the smallest training time whose generator reached it. Each step count is
 a separate run because the learning-rate schedule decays to zero at the last step.
-Like the `jaxinv` command it keeps freed host memory (`jaxinv.host_memory`) when
-`JAXINV_HOST_MEMORY=keep`.
+Like the `jaxinv` command it runs XLA:CPU's convolutions on Eigen unless
+JAXINV_CPU_CONVOLUTIONS=ynnpack (`jaxinv.cpu_convolutions`) and keeps freed host memory
+(`jaxinv.host_memory`) when `JAXINV_HOST_MEMORY=keep`.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from jaxinv import config as config_lib
-from jaxinv import host_memory
+from jaxinv import cpu_convolutions, host_memory
 from jaxinv.runs import inversion
 
 
@@ -37,8 +38,10 @@ def main():
   parser.add_argument("--target", type=float, default=0.99)
   parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary folder)")
   args = parser.parse_args()
-  # As the `jaxinv` command: glibc keeps freed memory if JAXINV_HOST_MEMORY=keep.
-  print(f"host memory kept: {host_memory.configure_from_environment()}", flush=True)
+  # As the `jaxinv` command: Eigen convolutions unless JAXINV_CPU_CONVOLUTIONS=ynnpack,
+  # glibc keeps freed memory if JAXINV_HOST_MEMORY=keep.
+  print(f"Eigen convolutions: {cpu_convolutions.configure_from_environment()}, "
+        f"host memory kept: {host_memory.configure_from_environment()}", flush=True)
 
   root = Path(args.workdir or tempfile.mkdtemp(prefix="jaxinv-ttt-"))
   rows, reached = [], None

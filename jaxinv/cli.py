@@ -321,11 +321,12 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.WARNING)
   except ImportError:
     pass
-  from jaxinv import host_memory
+  from jaxinv import cpu_convolutions, host_memory
   from jaxinv.checkpoint import CheckpointError
   from jaxinv.runs.loop import EXIT_PREEMPTED, Preempted
   try:
-    host_memory.configure_from_environment()  # before JAX's backend starts; see its docstring
+    cpu_convolutions.configure_from_environment()  # both before JAX's backend starts; see
+    host_memory.configure_from_environment()  # their docstrings
     _COMMANDS[args.command](args, overrides)
   except Preempted as stop:
     print(f"jaxinv {args.command}: {stop}", file=sys.stderr)

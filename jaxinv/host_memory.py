@@ -54,7 +54,7 @@ def _glibc():
   return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
-def _backend_started() -> bool:
+def backend_started() -> bool:
   from jax._src import xla_bridge  # no public query for "has a backend been created"
   return xla_bridge.backends_are_initialized()
 
@@ -86,7 +86,7 @@ def keep_freed_memory(warn_if_late: bool = True) -> bool:
   libc = _glibc()
   if libc is None or not runs_on_host():
     return False
-  if _backend_started():
+  if backend_started():
     if warn_if_late:
       warnings.warn("jaxinv.host_memory.keep_freed_memory() has no effect once JAX's backend "
                     "has started (its threads already own their memory arenas); call it before "

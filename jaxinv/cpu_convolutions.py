@@ -1,0 +1,63 @@
+"""Run XLA:CPU's convolutions on its Eigen path instead of YNNPACK (faster for jaxinv's steps).
+
+jaxlib 0.10 hands float32 convolutions on CPU to YNNPACK (`__ynn_fusion` in the compiled
+HLO). For the small-image convolutions jaxinv trains, XLA's older Eigen path was faster
+in every whole step measured on the project's 2-core AMD EPYC (Zen 5) VM, processes
+alternated, median of 5–9 steps (README "Speed", session 16): the MNIST classifier step
+11.7–12.2 → 9.3–12.1 ms at batch 64 and 77.5–80.4 → 70.0–73.4 ms at 256; inversion steps
+at batch 64: small generator 48.6–56.8 → 47.1–53.2 ms, light 62.2–69.7 → 49.6–57.4, fast
+21.8–22.4 → 18.5–24.0, paper 496–497 → 461–490 (256: 1941–1988 → 1801–1897). Nothing
+computed changes beyond float rounding.
+
+XLA reads its flags when JAX starts its backend (the first computation or
+`jax.devices()`), so `use_eigen_convolutions()` must run before that; the `jaxinv`
+command and `benchmarks/step_speed.py` call it on start unless
+`JAXINV_CPU_CONVOLUTIONS=ynnpack`. It only appends the flag to `XLA_FLAGS`; it leaves
+alone an `XLA_FLAGS` that already sets it, and a jaxlib it was not measured with (an
+unknown XLA flag aborts the process). GPUs and TPUs are not affected (a CPU-only flag).
+"""
+
+import os
+import warnings
+
+from jaxinv.host_memory import backend_started
+
+ENVIRONMENT_VARIABLE = "JAXINV_CPU_CONVOLUTIONS"
+MODES = ("eigen", "ynnpack")
+FLAG_NAME = "xla_cpu_experimental_ynn_fusion_type"
+FLAG = f"--{FLAG_NAME}=-individual_convolution"  # YNNPACK keeps its other fusions (dots)
+MEASURED_JAXLIB = ("0.10.",)  # the flag is experimental: other versions may not know it
+
+
+def flag_is_known() -> bool:
+  from jaxlib import version
+  return version.__version__.startswith(MEASURED_JAXLIB)
+
+
+def use_eigen_convolutions(warn_if_late: bool = True) -> bool:
+  """Appends FLAG to XLA_FLAGS (module docstring). Returns whether it did: not when
+  XLA_FLAGS already names the flag (the user's choice stands), when this jaxlib was not
+  measured, or (with a warning if `warn_if_late`) when JAX's backend has already started."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if FLAG_NAME in flags or not flag_is_known():
+    return False
+  if backend_started():
+    if warn_if_late:
+      warnings.warn("jaxinv.cpu_convolutions.use_eigen_convolutions() has no effect once JAX's "
+                    "backend has started (XLA has read its flags); call it before the first "
+                    "JAX computation or jax.devices().", stacklevel=2)
+    return False
+  os.environ["XLA_FLAGS"] = f"{flags} {FLAG}".strip()
+  return True
+
+
+def configure_from_environment() -> bool:
+  """`use_eigen_convolutions()` unless JAXINV_CPU_CONVOLUTIONS=ynnpack (unset or "eigen":
+  Eigen); silent when JAX's backend has already started (`jaxinv.cli.main` called from a
+  Python session)."""
+  mode = os.environ.get(ENVIRONMENT_VARIABLE, "eigen").strip().lower()
+  if mode not in MODES:
+    raise ValueError(f"{ENVIRONMENT_VARIABLE}={os.environ[ENVIRONMENT_VARIABLE]!r} is not one of "
+                     f"{MODES}; set it to eigen (the default) or ynnpack (jaxlib's own choice), "
+                     "or unset it.")
+  return use_eigen_convolutions(warn_if_late=False) if mode == "eigen" else False
