@@ -2,7 +2,7 @@
 batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch see.
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
-        [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...] [--host-memory keep|default]
+        [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...] [--host-memory hugepages|keep|default]
         [--cpu-convolutions eigen|ynnpack]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
@@ -17,9 +17,9 @@ the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`
 `classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
-`--host-memory keep` makes glibc keep freed memory for reuse (`jaxinv.host_memory`, what
-the `jaxinv` command does with JAXINV_HOST_MEMORY=keep; PyTorch in the same process gets
-it too); `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
+`--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.host_memory`): hugepages
+(the default; the benchmark restarts itself with glibc's huge-page tunable), keep (freed
+memory kept for reuse), default (glibc left alone); PyTorch in the same process gets it too; `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
 does (`jaxinv.cpu_convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
 process-wide XLA flag, so compare the two with two runs). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
@@ -271,14 +271,17 @@ def main():
   parser.add_argument("--xla-conv", action="store_true",
                       help="also time the generators and the classifier with conv_impl='xla' "
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
-  parser.add_argument("--host-memory", choices=host_memory.MODES, default="default",
-                      help="keep: glibc keeps freed memory for reuse, as the jaxinv command does "
-                           "with JAXINV_HOST_MEMORY=keep (jaxinv.host_memory; PyTorch in this "
-                           "process gets it too); default: leave malloc alone")
+  parser.add_argument("--host-memory", choices=host_memory.MODES, default="hugepages",
+                      help="malloc as the jaxinv command sets it with JAXINV_HOST_MEMORY "
+                           "(jaxinv.host_memory; PyTorch in this process gets it too): hugepages "
+                           "(restarts this benchmark with glibc's huge-page tunable), keep (freed "
+                           "memory kept for reuse), default (glibc left alone)")
   parser.add_argument("--cpu-convolutions", choices=cpu_convolutions.MODES, default="eigen",
                       help="XLA:CPU's convolutions on Eigen (what the jaxinv command runs unless "
                            "JAXINV_CPU_CONVOLUTIONS=ynnpack) or on YNNPACK (jaxlib's default)")
   args = parser.parse_args()
+  os.environ[host_memory.ENVIRONMENT_VARIABLE] = args.host_memory  # kept across the restart
+  host_memory.restart_with_huge_pages()
   kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
   eigen = cpu_convolutions.use_eigen_convolutions() if args.cpu_convolutions == "eigen" else False
   use_torch = not args.no_torch
@@ -286,7 +289,7 @@ def main():
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
-        f"host memory: {args.host_memory} ({'applied' if kept else 'malloc unchanged'}), "
+        f"host memory: {args.host_memory} (kept: {kept}, huge pages: {host_memory.huge_pages_on()}), "
         f"CPU convolutions: {args.cpu_convolutions} ({'flag added' if eigen else 'XLA_FLAGS unchanged'}), "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   ceiling = jax_matmul_gflops()

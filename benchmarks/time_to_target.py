@@ -12,8 +12,8 @@ the minimum per-class target accuracy, and whether it reached the target. The ti
 the target is the smallest training time whose generator reached it. Each step count is
 a separate run because the learning-rate schedule decays to zero at the last step.
 Like the `jaxinv` command it runs XLA:CPU's convolutions on Eigen unless
-JAXINV_CPU_CONVOLUTIONS=ynnpack (`jaxinv.cpu_convolutions`) and keeps freed host memory
-(`jaxinv.host_memory`) when `JAXINV_HOST_MEMORY=keep`.
+JAXINV_CPU_CONVOLUTIONS=ynnpack (`jaxinv.cpu_convolutions`) and sets malloc from
+JAXINV_HOST_MEMORY (`jaxinv.host_memory`: unset restarts it with huge pages).
 """
 
 import argparse
@@ -38,10 +38,12 @@ def main():
   parser.add_argument("--target", type=float, default=0.99)
   parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary folder)")
   args = parser.parse_args()
-  # As the `jaxinv` command: Eigen convolutions unless JAXINV_CPU_CONVOLUTIONS=ynnpack,
-  # glibc keeps freed memory if JAXINV_HOST_MEMORY=keep.
+  # As the `jaxinv` command: huge pages (a restart) unless JAXINV_HOST_MEMORY says otherwise,
+  # Eigen convolutions unless JAXINV_CPU_CONVOLUTIONS=ynnpack.
+  host_memory.restart_with_huge_pages()
   print(f"Eigen convolutions: {cpu_convolutions.configure_from_environment()}, "
-        f"host memory kept: {host_memory.configure_from_environment()}", flush=True)
+        f"host memory kept: {host_memory.configure_from_environment()}, "
+        f"huge pages: {host_memory.huge_pages_on()}", flush=True)
 
   root = Path(args.workdir or tempfile.mkdtemp(prefix="jaxinv-ttt-"))
   rows, reached = [], None

@@ -310,6 +310,17 @@ _COMMANDS["pixel-invert"] = _cmd_pixel_invert
 _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 
+def command(argv=None) -> int:
+  """The `jaxinv` console script (and `train/*.py`): `main(argv)` in a process whose malloc uses transparent huge
+  pages (`jaxinv.host_memory`; the process restarts itself once to set glibc's tunable)."""
+  from jaxinv import host_memory
+  try:
+    host_memory.restart_with_huge_pages()
+  except ValueError:
+    pass  # a bad JAXINV_HOST_MEMORY: main() reports it
+  return main(argv)
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   rest, overrides = _split_overrides(argv)
@@ -342,4 +353,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(command())

@@ -1,5 +1,7 @@
 """jaxinv.host_memory: glibc keeps freed memory, so XLA:CPU's large buffers come from the
-reused heap instead of fresh `mmap`s (checked through glibc's own `mallinfo2` counters)."""
+reused heap instead of fresh `mmap`s (checked through glibc's own `mallinfo2` counters);
+or the process restarts itself with glibc's huge-page tunable, and XLA's buffers then sit
+in transparent huge pages (checked in the kernel's /proc/self/smaps_rollup)."""
 
 import os
 import platform
@@ -93,7 +95,7 @@ def test_a_non_cpu_platform_is_left_alone():
 
 def test_environment_variable(monkeypatch):
   monkeypatch.delenv(host_memory.ENVIRONMENT_VARIABLE, raising=False)
-  assert host_memory.configure_from_environment() is False  # unset: malloc left alone
+  assert host_memory.configure_from_environment() is False  # unset: huge pages, set at restart
   monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "default")
   assert host_memory.configure_from_environment() is False
   monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "always")
@@ -107,3 +109,60 @@ def test_cli_reports_a_bad_setting(monkeypatch, tmp_path, capsys):
                    "--out", str(tmp_path / "out.npz")])
   assert code == 2
   assert "JAXINV_HOST_MEMORY='sometimes'" in capsys.readouterr().err
+
+
+# Run as a script file (the restart re-runs the same command line). Prints once, after
+# the restart, where a 64 MB XLA output buffer's pages are.
+_RESTART_PROBE = textwrap.dedent("""
+    import json, os, re, sys
+    from jaxinv import host_memory
+    sys.stderr.write("started\\n")
+    host_memory.restart_with_huge_pages()
+    import jax, jax.numpy as jnp
+    y = (jnp.ones(16 * 2**20, jnp.float32) * 2.0).block_until_ready()
+    rollup = open("/proc/self/smaps_rollup").read()
+    huge_kb = int(re.search(r"AnonHugePages:\\s+(\\d+) kB", rollup).group(1))
+    print(json.dumps(dict(pid=os.getpid(), tunables=os.environ.get("GLIBC_TUNABLES"),
+                          huge_kb=huge_kb, argv=sys.argv[1:])))
+""")
+
+
+def _restart_probe(tmp_path, mode):
+  import json
+  script = tmp_path / "probe.py"
+  script.write_text(_RESTART_PROBE)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "GLIBC_TUNABLES": "glibc.malloc.check=0"}
+  env.pop("XLA_FLAGS", None)
+  if mode is None:
+    env.pop(host_memory.ENVIRONMENT_VARIABLE, None)
+  else:
+    env[host_memory.ENVIRONMENT_VARIABLE] = mode
+  out = subprocess.run([sys.executable, str(script), "--flag", "value"], capture_output=True,
+                       text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.strip().splitlines()
+  assert len(lines) == 1, out.stdout  # the first process printed nothing before it restarted
+  return json.loads(lines[0]), out.stderr.count("started")
+
+
+@on_glibc
+def test_restart_puts_xla_buffers_in_huge_pages(tmp_path):
+  report, starts = _restart_probe(tmp_path, None)
+  if not host_memory.huge_pages_available():
+    assert starts == 1 and report["tunables"] == "glibc.malloc.check=0"
+    pytest.skip("no transparent huge pages here (or glibc < 2.35): nothing to restart for")
+  assert starts == 2  # restarted once, not again
+  assert report["tunables"] == ":".join(("glibc.malloc.check=0", *host_memory.HUGE_PAGES_TUNABLES))
+  assert report["argv"] == ["--flag", "value"]
+  assert report["huge_kb"] >= 64 * 1024  # the 64 MB input and output buffers, at least one
+  for mode in ("default", "keep"):
+    report, starts = _restart_probe(tmp_path, mode)
+    assert starts == 1 and report["tunables"] == "glibc.malloc.check=0"
+
+
+def test_console_script_reports_a_bad_setting(monkeypatch, tmp_path, capsys):
+  monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "huge")
+  code = cli.command(["sample", "--workdir", str(tmp_path), "--num-per-class", "1",
+                      "--out", str(tmp_path / "out.npz")])
+  assert code == 2
+  assert "JAXINV_HOST_MEMORY='huge' is not one of ('hugepages', 'keep', 'default')" in capsys.readouterr().err

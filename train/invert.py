@@ -5,7 +5,7 @@ Thin wrapper over `jaxinv.runs.inversion.run(config, workdir)`."""
 
 import sys
 
-from jaxinv.cli import main
+from jaxinv.cli import command
 
 if __name__ == "__main__":
-  sys.exit(main(["invert", *sys.argv[1:]]))
+  sys.exit(command(["invert", *sys.argv[1:]]))

@@ -4,7 +4,7 @@ Thin wrapper over `jaxinv.runs.classifier.run(config, workdir)`."""
 
 import sys
 
-from jaxinv.cli import main
+from jaxinv.cli import command
 
 if __name__ == "__main__":
-  sys.exit(main(["train-classifier", *sys.argv[1:]]))
+  sys.exit(command(["train-classifier", *sys.argv[1:]]))
