@@ -103,12 +103,14 @@ def test_environment_variable(monkeypatch):
     host_memory.configure_from_environment()
 
 
-def test_cli_reports_a_bad_setting(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("entry", ["main", "command"])  # in-process, and the console script
+def test_cli_reports_a_bad_setting(entry, monkeypatch, tmp_path, capsys):
   monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "sometimes")
-  code = cli.main(["sample", "--workdir", str(tmp_path), "--num-per-class", "1",
-                   "--out", str(tmp_path / "out.npz")])
+  code = getattr(cli, entry)(["sample", "--workdir", str(tmp_path), "--num-per-class", "1",
+                              "--out", str(tmp_path / "out.npz")])
   assert code == 2
-  assert "JAXINV_HOST_MEMORY='sometimes'" in capsys.readouterr().err
+  assert ("JAXINV_HOST_MEMORY='sometimes' is not one of ('hugepages', 'keep', 'default')"
+          in capsys.readouterr().err)
 
 
 # Run as a script file (the restart re-runs the same command line). Prints once, after
@@ -158,11 +160,3 @@ def test_restart_puts_xla_buffers_in_huge_pages(tmp_path):
   for mode in ("default", "keep"):
     report, starts = _restart_probe(tmp_path, mode)
     assert starts == 1 and report["tunables"] == "glibc.malloc.check=0"
-
-
-def test_console_script_reports_a_bad_setting(monkeypatch, tmp_path, capsys):
-  monkeypatch.setenv(host_memory.ENVIRONMENT_VARIABLE, "huge")
-  code = cli.command(["sample", "--workdir", str(tmp_path), "--num-per-class", "1",
-                      "--out", str(tmp_path / "out.npz")])
-  assert code == 2
-  assert "JAXINV_HOST_MEMORY='huge' is not one of ('hugepages', 'keep', 'default')" in capsys.readouterr().err
