@@ -18,8 +18,9 @@ the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
 `--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.host_memory`): hugepages
-(the default; the benchmark restarts itself with glibc's huge-page tunable), keep (freed
-memory kept for reuse), default (glibc left alone); PyTorch in the same process gets it too; `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
+(the default; the benchmark restarts itself with glibc's huge-page tunables), keep (freed
+memory kept for reuse), default (glibc left alone); PyTorch in the same process gets it
+too. `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
 does (`jaxinv.cpu_convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
 process-wide XLA flag, so compare the two with two runs). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
@@ -274,7 +275,7 @@ def main():
   parser.add_argument("--host-memory", choices=host_memory.MODES, default="hugepages",
                       help="malloc as the jaxinv command sets it with JAXINV_HOST_MEMORY "
                            "(jaxinv.host_memory; PyTorch in this process gets it too): hugepages "
-                           "(restarts this benchmark with glibc's huge-page tunable), keep (freed "
+                           "(restarts this benchmark with glibc's huge-page tunables), keep (freed "
                            "memory kept for reuse), default (glibc left alone)")
   parser.add_argument("--cpu-convolutions", choices=cpu_convolutions.MODES, default="eigen",
                       help="XLA:CPU's convolutions on Eigen (what the jaxinv command runs unless "

@@ -311,8 +311,9 @@ _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 
 def command(argv=None) -> int:
-  """The `jaxinv` console script (and `train/*.py`): `main(argv)` in a process whose malloc uses transparent huge
-  pages (`jaxinv.host_memory`; the process restarts itself once to set glibc's tunable)."""
+  """The `jaxinv` console script (and `train/*.py`): `main(argv)` in a process whose malloc
+  uses transparent huge pages (`jaxinv.host_memory`; the process restarts itself once to
+  set glibc's tunables)."""
   from jaxinv import host_memory
   try:
     host_memory.restart_with_huge_pages()

@@ -150,8 +150,8 @@ def huge_pages_available() -> bool:
 
 
 def restart_with_huge_pages() -> None:
-  """Replaces this process by the same command line with glibc's huge-page tunable added
-  to GLIBC_TUNABLES, unless JAXINV_HOST_MEMORY says otherwise, huge pages are unavailable
+  """Replaces this process by the same command line with HUGE_PAGES_TUNABLES added to
+  GLIBC_TUNABLES, unless JAXINV_HOST_MEMORY says otherwise, huge pages are unavailable
   or already on, or GLIBC_TUNABLES already sets glibc.malloc.hugetlb (the user's choice
   stands); then it returns. Call it first thing in an entry point: anything the
   process did before is lost. Output already buffered is flushed first."""
@@ -159,7 +159,8 @@ def restart_with_huge_pages() -> None:
   if (_mode() != "hugepages" or "glibc.malloc.hugetlb" in tunables
       or not huge_pages_available()):
     return
-  environment = {**os.environ, "GLIBC_TUNABLES": ":".join(filter(None, (tunables, *HUGE_PAGES_TUNABLES)))}
+  with_ours = ":".join(filter(None, (tunables, *HUGE_PAGES_TUNABLES)))
+  environment = {**os.environ, "GLIBC_TUNABLES": with_ours}
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
