@@ -15,7 +15,13 @@ Two remedies, chosen with `JAXINV_HOST_MEMORY` (the `jaxinv` command reads it):
   on what it maps, so a fresh 64 MB buffer costs 32 faults instead of 16 384;
   `mmap_max=0` and `trim_threshold` 2 GiB, so fewer buffers go back to the kernel between
   steps (a thread arena's 64 MB heaps still do when wholly free; the process keeps up to
-  2 GiB of freed memory at the top of its main heap). Tunables are read when a
+  2 GiB of freed memory at the top of its main heap). A chunk larger than a thread
+  arena's 64 MB heap is still `mmap`ed, whatever `mmap_max` says (glibc's fallback when
+  no heap can hold it), and unmapped when freed: `strace` of the paper generator's step at
+  batch 256 showed its 1.13 GB temporary buffer and five 80–156 MB buffers mapped and
+  unmapped by XLA's worker threads every step (546 huge-page faults per step; session 17
+  tried `arena_max` 1, 2 and 4 and `top_pad` 64 MB against that and the small generator's
+  heap churn: slower or within noise). Tunables are read when a
   process starts, so `restart_with_huge_pages()` replaces the starting process (`os.execve`,
   same process id) by the same command line with `GLIBC_TUNABLES` set; it needs Linux,
   glibc ≥ 2.35 and the kernel's transparent huge pages in `madvise` or `always` mode.
@@ -55,8 +61,8 @@ import warnings
 ENVIRONMENT_VARIABLE = "JAXINV_HOST_MEMORY"
 MODES = ("hugepages", "keep", "default")
 _KEEP_BELOW_BYTES = 2**31 - 1  # mallopt takes an int
-# Transparent huge pages for what malloc maps; no `mmap`ed chunks (a chunk too large for a
-# thread's arena is retried in the main one) and no trimming below 2 GiB, so fewer buffers
+# Transparent huge pages for what malloc maps; no `mmap`ed chunks that fit an arena's heap
+# (larger ones still are: module docstring) and no trimming below 2 GiB, so fewer buffers
 # go back to the kernel between steps.
 HUGE_PAGES_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_max=0",
                        f"glibc.malloc.trim_threshold={_KEEP_BELOW_BYTES}")
