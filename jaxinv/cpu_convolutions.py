@@ -34,6 +34,18 @@ def flag_is_known() -> bool:
   return version.__version__.startswith(MEASURED_JAXLIB)
 
 
+def eigen_convolutions_in_effect() -> bool:
+  """Whether XLA_FLAGS (as this process sees it now) sends convolutions to Eigen on a
+  measured jaxlib: FLAG_NAME set with `-individual_convolution` in its value. Forms that
+  were chosen for YNNPACK's speeds (`fast_conv`'s padded-and-cropped convolution) ask this
+  at trace time."""
+  if not flag_is_known():
+    return False
+  values = [token.split("=", 1)[1] for token in os.environ.get("XLA_FLAGS", "").split()
+            if token.startswith(f"--{FLAG_NAME}=")]
+  return bool(values) and "-individual_convolution" in values[-1].split(",")
+
+
 def use_eigen_convolutions(warn_if_late: bool = True) -> bool:
   """Appends FLAG to XLA_FLAGS (module docstring). Returns whether it did: not when
   XLA_FLAGS already names the flag (the user's choice stands), when this jaxlib was not

@@ -84,3 +84,23 @@ def test_environment_setting(monkeypatch, tmp_path, capsys):
                    "--out", str(tmp_path / "out.npz")])
   assert code == 2
   assert "JAXINV_CPU_CONVOLUTIONS='onednn'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (cpu_convolutions.FLAG, True),
+    (f"--xla_cpu_enable_fast_math=false {cpu_convolutions.FLAG}", True),
+    (f"--{cpu_convolutions.FLAG_NAME}=+eltwise,-individual_convolution", True),
+    (f"{cpu_convolutions.FLAG} --{cpu_convolutions.FLAG_NAME}=+eltwise", False),  # XLA takes the last
+    (f"--{cpu_convolutions.FLAG_NAME}=-individual_dot", False),
+    ("", False),
+])
+def test_eigen_convolutions_in_effect_reads_xla_flags(monkeypatch, flags, expected):
+  monkeypatch.setattr(cpu_convolutions, "MEASURED_JAXLIB", ("",))  # any jaxlib counts as measured
+  monkeypatch.setenv("XLA_FLAGS", flags)
+  assert cpu_convolutions.eigen_convolutions_in_effect() is expected
+
+
+def test_eigen_convolutions_are_not_assumed_on_an_unmeasured_jaxlib(monkeypatch):
+  monkeypatch.setattr(cpu_convolutions, "MEASURED_JAXLIB", ("0.0.",))
+  monkeypatch.setenv("XLA_FLAGS", cpu_convolutions.FLAG)
+  assert cpu_convolutions.eigen_convolutions_in_effect() is False

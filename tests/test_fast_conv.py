@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from jaxinv import cpu_convolutions
 from jaxinv.models import fast_conv
 
 
@@ -18,7 +19,11 @@ from jaxinv.models import fast_conv
     ((3, 3), ((2, 1), (2, 2)), (5, 6)),  # output larger than input: kernel gradient on the input grid
     ((3, 3), ((3, 0), (2, 2)), (6, 6)),  # padding > k − 1: falls back to XLA entirely
 ])
-def test_conv2d_matches_lax_conv_and_its_gradients(kernel, padding, size):
+@pytest.mark.parametrize("eigen", [False, True], ids=["ynnpack-forms", "eigen-forms"])
+def test_conv2d_matches_lax_conv_and_its_gradients(monkeypatch, kernel, padding, size, eigen):
+  """Under both convolution libraries' forms (cpu_convolutions.eigen_convolutions_in_effect:
+  unpadded convolutions stay unpadded, 2×2 input gradients use the flipped kernel)."""
+  monkeypatch.setattr(cpu_convolutions, "eigen_convolutions_in_effect", lambda: eigen)
   with jax.enable_x64(True):
     rng = np.random.default_rng(sum(kernel) + sum(size))
     x = jnp.asarray(rng.normal(size=(2, *size, 3)))
@@ -85,6 +90,38 @@ def test_row_split_is_not_taken_for_a_few_extra_rows(monkeypatch):
   monkeypatch.setattr(fast_conv, "ROW_SPLIT_MIN_CHANNELS", 1)
   x, w = jnp.zeros((1, 14, 14, 3)), jnp.zeros((2, 2, 3, 4))
   assert _conv_kernel_heights(lambda x, w: fast_conv.conv2d(x, w, ((1, 1), (1, 1)), "im2col"), x, w) == [2]
+
+
+def _conv_paddings(fn, *args) -> list:
+  """Paddings of the convolutions in fn's jaxpr (nested jaxprs included), in order."""
+  def walk(jaxpr):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "conv_general_dilated":
+        yield tuple(tuple(pair) for pair in eqn.params["padding"])
+      for value in eqn.params.values():
+        inner = getattr(value, "jaxpr", value)
+        if hasattr(inner, "eqns"):
+          yield from walk(inner)
+  return list(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+@pytest.mark.parametrize("eigen,forward_padding", [(False, ((0, 1), (0, 1))), (True, ((0, 0), (0, 0)))])
+def test_an_unpadded_convolution_is_padded_and_cropped_only_for_ynnpack(monkeypatch, eigen, forward_padding):
+  """YNNPACK runs unpadded convolutions 1.3–3.4× slower than padded ones, Eigen faster
+  (fast_conv._padded_conv); the 2×2 input gradient is the flipped kernel's convolution
+  under Eigen and XLA's own (a transposed convolution of the pre-padded x) under YNNPACK."""
+  monkeypatch.setattr(cpu_convolutions, "eigen_convolutions_in_effect", lambda: eigen)
+  x, w = jnp.zeros((2, 6, 6, 3)), jnp.zeros((3, 3, 3, 4))
+  assert _conv_paddings(lambda x, w: fast_conv.conv2d(x, w, "VALID", "im2col"), x, w) == [forward_padding]
+  x, w = jnp.zeros((2, 5, 5, 3)), jnp.zeros((2, 2, 3, 4))
+  input_gradient = lambda x, w: jax.grad(
+      lambda x: jnp.sum(fast_conv.conv2d(x, w, ((1, 1), (1, 1)), "im2col")))(x)
+  same, none = ((1, 1), (1, 1)), ((0, 0), (0, 0))
+  # The forward pass (padded by 1), then the input gradient: under Eigen one unpadded
+  # convolution of the output gradient with the flipped kernel; under YNNPACK XLA's own,
+  # JAX's vjp of the pre-padded x's unpadded convolution (its primal, then its transpose,
+  # padded by k − 1 = 1). The kernel gradient is matrix products, no convolution.
+  assert _conv_paddings(input_gradient, x, w) == ([same, none] if eigen else [same, none, same])
 
 
 def _assert_same_in_every_mode(conv, reference, x, w, rng):

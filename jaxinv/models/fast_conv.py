@@ -12,7 +12,10 @@ have two speeds:
 `conv2d` therefore computes the forward pass and the input gradient as padded
 convolutions (adding one cropped row and column where the padding would be zero)
 and the kernel gradient as matrix products of the output gradient with the
-input's patches (im2col), one per kernel row. Outputs and gradients are those of
+input's patches (im2col), one per kernel row. The unpadded path's slowness is YNNPACK's
+(jaxlib 0.10's choice for convolutions): with XLA's Eigen convolutions
+(`jaxinv.cpu_convolutions`, the `jaxinv` command's default) an unpadded convolution is the
+faster form, and "im2col" keeps it unpadded (see `_padded_conv`). Outputs and gradients are those of
 `lax.conv_general_dilated` up to float rounding (tests compare both). The patch
 matrix costs kh·kw times the input's memory, which is why this path is for CPUs;
 `impl="auto"` takes it only when JAX's default backend is the CPU (cuDNN's own
@@ -67,6 +70,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+
+from jaxinv import cpu_convolutions
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 IMPLS = ("auto", "im2col", "blocked", "xla")
@@ -133,9 +138,13 @@ def _pre_padded(x, kernel, padding: Padding):
 
 
 def _padded_conv(x, kernel, padding: Padding):
-  """`_plain`, but an all-zero padding becomes one extra row and column, cropped off
-  again: the padded convolution takes XLA:CPU's fast path."""
-  if any(lo or hi for lo, hi in padding):
+  """`_plain`, but under YNNPACK's convolutions an all-zero padding becomes one extra row
+  and column, cropped off again: YNNPACK runs an unpadded convolution 1.3–3.4× slower than
+  a padded one. Eigen's (`cpu_convolutions`) runs it faster than the padded-and-cropped
+  form, so there it stays unpadded (2-core AMD EPYC Zen 5, batch 64, the paper generator's
+  up0 input gradient, 5×5 256 → 256 at 14 → 10 px: YNNPACK 283–289 ms unpadded, 84 ms
+  padded; Eigen 54–56 ms unpadded, 65–67 padded)."""
+  if any(lo or hi for lo, hi in padding) or cpu_convolutions.eigen_convolutions_in_effect():
     return _plain(x, kernel, padding)
   return _plain(x, kernel, ((0, 1), (0, 1)))[:, :-1, :-1]
 
@@ -224,15 +233,17 @@ def _im2col_conv_bwd(padding, constant_channels, residuals, grad):
   # The trailing `constant_channels` of x get no gradient (conv2d's stop_gradient): the input
   # gradient is computed for the other channels only, with their slice of the kernel.
   variable = kernel.shape[2] - constant_channels
-  if kh * kw >= 9:
+  if kh * kw >= 9 or cpu_convolutions.eigen_convolutions_in_effect():
     # The input gradient is the "full" correlation of grad with the flipped, transposed
-    # kernel, cut to x's extent: padding k−1−lo before and k−1−hi after.
+    # kernel, cut to x's extent: padding k−1−lo before and k−1−hi after. Under Eigen's
+    # convolutions also for 2×2 kernels (paper generator's up1, 256 → 512 at 15 px: 47 → 36
+    # ms at batch 64, 216 → 158 at 256, against XLA's own input gradient).
     back = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip((kh, kw), padding))
     flipped = jnp.flip(kernel[:, :, :variable], (0, 1)).transpose(0, 1, 3, 2)
     x_grad = _padded_conv(grad, flipped, back)
   else:
-    # For 2×2 kernels XLA's own input gradient was faster (paper generator's up1:
-    # 113 ms against 211 ms).
+    # For 2×2 kernels under YNNPACK XLA's own input gradient was faster (paper generator's
+    # up1: 113 ms against 211 ms).
     _, pullback = jax.vjp(lambda x: _pre_padded(x, kernel[:, :, :variable], padding), x[..., :variable])
     (x_grad,) = pullback(grad)
   if constant_channels:
