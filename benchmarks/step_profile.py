@@ -40,7 +40,7 @@ from jaxinv import cpu_convolutions, host_memory
 
 # Traced steps slower than this × the untraced median make the op times untrustworthy.
 TRUSTED_SLOWDOWN = 1.15
-PRODUCT_OPS = re.compile(r"^(dot|dot_general|ynn_fusion|convolution|conv_general_dilated)(\.\d+)?$")
+PRODUCT_OPS = re.compile(r"^(dot|dot_general|ynn_fusion|convolution|conv_general_dilated)$")  # kinds: ".N" cut
 
 
 def _cpu_seconds() -> float:
@@ -51,16 +51,17 @@ def _cpu_seconds() -> float:
 def traced_op_seconds(run, steps: int) -> tuple[collections.Counter, float, float]:
   """({op kind: CPU seconds per step, summed over threads}, CPU seconds per step, wall
   seconds per step), over `steps` steps under the profiler (which slows them a little)."""
-  directory = tempfile.mkdtemp()
-  with jax.profiler.trace(directory):
-    cpu_before, wall_before = _cpu_seconds(), time.perf_counter()  # after the tracer started
-    for _ in range(steps):
-      jax.block_until_ready(run())
-    cpu = (_cpu_seconds() - cpu_before) / steps
-    wall = (time.perf_counter() - wall_before) / steps
-  (path,) = glob.glob(os.path.join(directory, "**", "*.xplane.pb"), recursive=True)
+  with tempfile.TemporaryDirectory() as directory:
+    with jax.profiler.trace(directory):
+      cpu_before, wall_before = _cpu_seconds(), time.perf_counter()  # after the tracer started
+      for _ in range(steps):
+        jax.block_until_ready(run())
+      cpu = (_cpu_seconds() - cpu_before) / steps
+      wall = (time.perf_counter() - wall_before) / steps
+    (path,) = glob.glob(os.path.join(directory, "**", "*.xplane.pb"), recursive=True)
+    planes = ProfileData.from_file(path).planes
   kinds = collections.Counter()
-  for plane in ProfileData.from_file(path).planes:
+  for plane in planes:
     for line in plane.lines:
       if line.name == "python":
         continue
