@@ -17,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from jaxinv.runs import options
 from jaxinv import config as config_lib
 from jaxinv import data, ensemble, rng, steps
 from jaxinv.runs import classifier as classifier_run
@@ -45,7 +46,7 @@ def build(config, members: int | None):
     fn = one
   else:
     config.ensemble.seeds = tuple(range(members))
-    member_list = ensemble.members(config)
+    member_list = options.members(config)
     keys = ensemble.member_keys(member_list)
     gen_state = jax.vmap(lambda k: inversion.init_generator_state(config, generator, tx, k))(keys["init"])
     weights, rate = ensemble.hyperparameters(member_list)

@@ -9,7 +9,7 @@ XLA:CPU vmapped convolutions are much slower than unbatched ones, see
 import jax
 import jax.numpy as jnp
 
-from jaxinv import losses
+from jaxinv import losses, steps
 
 
 def stack_variables(variables_list):
@@ -18,8 +18,10 @@ def stack_variables(variables_list):
 
 
 def member_logits(model, stacked, images, impl: str = "vmap"):
-  """`[M, B, K]` logits of every member on the same images (inference mode)."""
-  apply = lambda variables: model.apply(variables, images, train=False)[0]
+  """`[M, B, K]` logits of every member on the same images (inference mode); `model` is
+  a jaxinv classifier module or an apply function of the members' shared architecture."""
+  classifier_apply = steps.as_classifier_apply(model)
+  apply = lambda variables: classifier_apply(variables, images)[0]
   if impl == "vmap":
     return jax.vmap(apply)(stacked)
   count = jax.tree.leaves(stacked)[0].shape[0]

@@ -335,7 +335,7 @@ def main(argv=None) -> int:
     pass
   from jaxinv import cpu_convolutions, host_memory
   from jaxinv.checkpoint import CheckpointError
-  from jaxinv.runs.loop import EXIT_PREEMPTED, Preempted
+  from jaxinv.loop import EXIT_PREEMPTED, Preempted
   try:
     cpu_convolutions.configure_from_environment()  # both before JAX's backend starts; see
     host_memory.configure_from_environment()  # their docstrings

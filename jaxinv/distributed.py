@@ -26,15 +26,16 @@ log = logging.getLogger(__name__)
 _initialized = False
 
 
-def requested(config=None) -> bool:
+def requested(enabled: bool = False) -> bool:
+  """`enabled` (a run's `distributed` field) or `JAXINV_DISTRIBUTED=1` in the environment."""
   flag = os.environ.get("JAXINV_DISTRIBUTED", "").lower() in ("1", "true", "yes")
-  return flag or bool(config is not None and config.get("distributed", False))
+  return flag or bool(enabled)
 
 
-def initialize(config=None) -> None:
+def initialize(enabled: bool = False) -> None:
   """Starts the distributed runtime once, if asked for; a no-op otherwise."""
   global _initialized
-  if _initialized or not requested(config):
+  if _initialized or not requested(enabled):
     return
   kwargs = {}
   if os.environ.get("JAXINV_COORDINATOR"):

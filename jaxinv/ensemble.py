@@ -31,17 +31,6 @@ class Member:
   dropout_rate: float
 
 
-def members(config) -> list[Member]:
-  """The members `config.ensemble` describes (empty lists take the run's values)."""
-  e, inv = config.ensemble, config.inversion
-  count = len(e.seeds)
-  defaults = {"alpha": inv.alpha, "beta": inv.beta, "gamma": inv.gamma, "delta": inv.delta,
-              "dropout_rate": config.generator.dropout_rate}
-  values = {name: list(e[name]) or [defaults[name]] * count for name in HYPER_FIELDS}
-  return [Member(int(e.seeds[i]), *(float(values[name][i]) for name in HYPER_FIELDS))
-          for i in range(count)]
-
-
 def member_keys(member_list) -> dict:
   """Named keys per member, stacked: `{"init": [S] keys, …}` — member i's keys are those
   a lone run with `seed = member_list[i].seed` would use."""

@@ -41,7 +41,9 @@ def init_state(key, labels_count: int, image_shape, tx, classifier_variables, lo
 def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
                     extra_terms: Mapping[str, Callable] | None = None,
                     input_transform: Callable | None = None) -> Callable:
-  """`(state, batch {"p", "y"}, key) -> (state, metrics)`: one Adam step on the pixels."""
+  """`(state, batch {"p", "y"}, key) -> (state, metrics)`: one Adam step on the pixels.
+  `classifier`: a jaxinv classifier module or an apply function (`steps.as_classifier_apply`)."""
+  classifier_apply = steps.as_classifier_apply(classifier)
   extra_terms = dict(extra_terms or {})
 
   def step(state: PixelState, batch, key):
@@ -53,13 +55,13 @@ def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
       if input_transform is not None:
         seen = input_transform(pixels, jax.random.fold_in(key, _TRANSFORM_SALT))
       (logits, aux), bn_inputs = feature_stats.capture_batch_norm_inputs(
-          classifier.apply, frozen, seen, train=False)
+          classifier_apply, frozen, seen)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)
       term_key = jax.random.fold_in(key, _TERM_SALT)
       for i, (name, term) in enumerate(sorted(extra_terms.items())):
         ctx = steps.TermContext(images=pixels, logits=logits, aux=aux, batch=batch,
-                                classifier=classifier, classifier_variables=frozen,
+                                classifier_apply=classifier_apply, classifier_variables=frozen,
                                 key=jax.random.fold_in(term_key, i), seen=seen, bn_inputs=bn_inputs)
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]

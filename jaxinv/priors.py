@@ -39,17 +39,3 @@ def image_prior_term(prior):
 
 # Priors that read more than the images (the classifier's batch-norm inputs and statistics).
 MODEL_PRIORS = {"feature_statistics": feature_stats.feature_statistics_term}
-
-
-def terms_from_config(config) -> tuple[dict, dict]:
-  """`(terms, weights)` for the priors with a non-zero weight in `config.priors`
-  (zero-weight terms are left out of the step, so they cost nothing)."""
-  terms, weights = {}, {}
-  candidates = {**{name: image_prior_term(prior) for name, prior in IMAGE_PRIORS.items()},
-                **MODEL_PRIORS}
-  for name, term in candidates.items():
-    weight = float(config.priors.get(name, 0.0))
-    if weight:
-      terms[name] = term
-      weights[name] = weight
-  return terms, weights

@@ -17,7 +17,7 @@ Total variation and the pixel-range hinge are `jaxinv.priors` (config `priors.*`
 import jax
 import jax.numpy as jnp
 
-from jaxinv import losses
+from jaxinv import losses, steps
 
 PERTURBATIONS = ("sign", "gaussian")
 TERMS = ("kl_perturbed", "ce_perturbed", "weight_gradient_norm")
@@ -40,7 +40,7 @@ def perturb(images, key, kind: str, size: float):
 
 def _perturbed_logits(ctx, kind: str, size: float):
   seen = perturb(ctx.images, ctx.key, kind, size)
-  logits, _ = ctx.classifier.apply(ctx.classifier_variables, seen, train=False)
+  logits, _ = ctx.classifier_apply(ctx.classifier_variables, seen)
   return logits
 
 
@@ -60,23 +60,29 @@ def ce_perturbed_term(kind: str, size: float):
   return term
 
 
-def _weight_gradient(classifier, variables, image, label):
-  """∇_θ CE(C_θ(x), y) for one example, in inference mode (running statistics, no dropout)."""
+def _weight_gradient(classifier_apply, variables, image, label):
+  """∇_θ CE(C_θ(x), y) for one example, in inference mode (running statistics, no dropout).
+
+  θ is `variables["params"]` for a Linen classifier's variables, else the whole tree."""
+  linen = isinstance(variables, dict) and "params" in variables
   def loss(params):
-    logits, _ = classifier.apply({**variables, "params": params}, image[None], train=False)
+    logits, _ = classifier_apply({**variables, "params": params} if linen else params, image[None])
     return losses.cross_entropy(logits[0], label)
-  return jax.grad(loss)(variables["params"])
+  return jax.grad(loss)(variables["params"] if linen else variables)
 
 
 def weight_gradient_norms(classifier, variables, images, labels):
-  """‖∇_θ CE(C_θ(x_i), y_i)‖₂ per example `[B]`, over all parameters together.
+  """‖∇_θ CE(C_θ(x_i), y_i)‖₂ per example `[B]`, over all parameters together;
+  `classifier` is a jaxinv classifier module or an apply function (`steps.as_classifier_apply`).
 
   Examples run one after another (`lax.map`), not vmapped: per-example gradients of a
   vmapped CNN and their second derivatives are ~10× slower on XLA:CPU (measured for the
   paper CNN at batch 64: 3.2 s vs 0.34 s per generator step). The square root is floored
   so the outer gradient stays finite at a zero gradient."""
+  classifier_apply = steps.as_classifier_apply(classifier)
+
   def one(example):
-    grads = _weight_gradient(classifier, variables, *example)
+    grads = _weight_gradient(classifier_apply, variables, *example)
     squared = sum(jnp.sum(g * g) for g in jax.tree.leaves(grads))
     return jnp.sqrt(jnp.maximum(squared, _EPS))
   return jax.lax.map(one, (images, labels))
@@ -88,23 +94,6 @@ def weight_gradient_norm_term(examples: int = 0):
   prefix is an unbiased sample of it at a fraction of the cost."""
   def term(ctx):
     n = examples or ctx.images.shape[0]
-    return jnp.mean(weight_gradient_norms(ctx.classifier, ctx.classifier_variables,
+    return jnp.mean(weight_gradient_norms(ctx.classifier_apply, ctx.classifier_variables,
                                           ctx.images[:n], ctx.batch["y"][:n]))
   return term
-
-
-def terms_from_config(config) -> tuple[dict, dict]:
-  """`(terms, weights)` for the reconstruction terms with a non-zero weight in
-  `config.reconstruction` (zero-weight terms are left out of the step)."""
-  rc = config.reconstruction
-  kind, size = rc.perturbation, float(rc.perturbation_size)
-  builders = {"kl_perturbed": lambda: kl_perturbed_term(kind, size),
-              "ce_perturbed": lambda: ce_perturbed_term(kind, size),
-              "weight_gradient_norm": lambda: weight_gradient_norm_term(rc.gradient_norm_examples)}
-  terms, weights = {}, {}
-  for name in TERMS:
-    weight = float(rc[name])
-    if weight:
-      terms[name] = builders[name]()
-      weights[name] = weight
-  return terms, weights

@@ -5,6 +5,10 @@ import zlib
 import jax
 
 
+def named_subkeys(key, names) -> dict:
+  """`{name: fold_in(key, crc32(name))}`: one independent key per purpose."""
+  return {name: jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in names}
+
+
 def named_keys(seed: int, names) -> dict:
-  root = jax.random.key(seed)
-  return {name: jax.random.fold_in(root, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in names}
+  return named_subkeys(jax.random.key(seed), names)

@@ -94,8 +94,9 @@ class TermContext(NamedTuple):
   """What an extra inversion term sees (see `make_inversion_step`'s `extra_terms`).
 
   `images` are the generated batch before `input_transform`; `logits`/`aux` the
-  classifier's outputs on the (transformed) batch; `classifier` the frozen module and
-  `classifier_variables` its (stop-gradient) variables, so a term may run it again
+  classifier's outputs on the (transformed) batch; `classifier_apply`, `(variables,
+  images) -> (logits, aux)`, runs the frozen classifier in inference mode and
+  `classifier_variables` are its (stop-gradient) variables, so a term may run it again
   (on a perturbed copy, or differentiate w.r.t. its weights); `key` is this term's own
   key, fresh every step."""
 
@@ -103,7 +104,7 @@ class TermContext(NamedTuple):
   logits: jnp.ndarray
   aux: Any
   batch: Any
-  classifier: nn.Module
+  classifier_apply: Callable
   classifier_variables: Any
   key: jnp.ndarray
   # The batch the classifier saw (after `input_transform`) and the inputs of its
@@ -118,20 +119,29 @@ _TRANSFORM_SALT = 1
 _TERM_SALT = 2
 
 
-def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
+def as_classifier_apply(classifier) -> Callable:
+  """`(variables, images) -> (logits, aux)` in inference mode: one of jaxinv's own
+  classifier modules (run with `train=False`), or such a function as is."""
+  return make_classifier_apply(classifier) if isinstance(classifier, nn.Module) else classifier
+
+
+def make_inversion_step(generator: nn.Module, classifier, tx,
                         feature_layer: str = "penultimate",
                         extra_terms: Mapping[str, Callable] | None = None,
                         input_transform: Callable | None = None) -> Callable:
   """Generator step on a conditioning batch `{"z", "p", "y"}` (see `conditioning`).
 
-  The classifier runs in inference mode (running statistics, no dropout); the
-  generator in training mode (its dropout on).
+  `classifier` is one of jaxinv's classifier modules or an apply function
+  `(variables, images) -> (logits, aux)` (see `jaxinv.classifier`); it runs in
+  inference mode (running statistics, no dropout), the generator in training mode
+  (its dropout on); `aux[feature_layer]` are the features of the diversity losses.
 
   `extra_terms` maps names to `TermContext -> scalar` functions (priors,
   reconstruction terms); each is added to the loss with weight
   `state.loss_weights[name]` and reported as `loss_{name}`. `input_transform`,
   `(images, key) -> images`, is applied between generator and classifier (random
   jitter, flips: robustness to small transforms)."""
+  classifier_apply = as_classifier_apply(classifier)
   extra_terms = dict(extra_terms or {})
   clash = set(extra_terms) & set(LOSS_TERMS)
   if clash:
@@ -157,13 +167,14 @@ def make_inversion_step(generator: nn.Module, classifier: nn.Module, tx,
         seen = input_transform(images, jax.random.fold_in(key, _TRANSFORM_SALT))
       # Recording the batch-norm inputs is free when no term reads them (XLA drops them).
       (logits, aux), bn_inputs = feature_stats.capture_batch_norm_inputs(
-          classifier.apply, frozen, seen, train=False)
+          classifier_apply, frozen, seen)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights)
       term_key = jax.random.fold_in(key, _TERM_SALT)
       for name, term in sorted(extra_terms.items()):
         # Salted by the name (not the position), so adding a term leaves the others' keys.
-        ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch, classifier=classifier,
+        ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch,
+                          classifier_apply=classifier_apply,
                           classifier_variables=frozen, seen=seen, bn_inputs=bn_inputs,
                           key=jax.random.fold_in(term_key, zlib.crc32(name.encode()) & 0x7FFFFFFF))
         terms[name] = term(ctx)

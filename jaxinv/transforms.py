@@ -42,9 +42,3 @@ def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool 
         images, keys)
 
   return transform
-
-
-def from_config(config):
-  """The input transform that `config.robustness` describes (None: none)."""
-  r = config.robustness
-  return make_input_transform(jitter=float(r.jitter), scale=float(r.scale), flip=bool(r.flip))

@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxinv.runs import options
 from jaxinv import config as config_lib
 from jaxinv import ensemble
 from jaxinv.runs import classifier as classifier_run
@@ -51,7 +52,7 @@ def main(root: Path, steps: int, impls: list[str]):
   config.ensemble.beta = (4.0, 2.0)
   config.ensemble.dropout_rate = (0.2, 0.4)
   lone = []
-  for i, member in enumerate(ensemble.members(config)):
+  for i, member in enumerate(options.members(config)):
     alone = _config(root / "classifier", steps)
     alone.seed = member.seed
     alone.inversion.beta = member.beta

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, priors, steps, transforms
+from jaxinv.runs import options
+from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, steps, transforms
 from jaxinv.config import default_config, validate
 from jaxinv.models import classifiers
 from tests.test_steps import K, NZ, SHAPE, _inversion_setup
@@ -53,7 +54,8 @@ def test_batch_norm_prior_reads_each_layers_input_and_statistics():
   # mean by 0.5 and one of bn0's variances by 0.25: the loss is exactly 0.5 + 0.25.
   matched = {name[0]: dict(zip(("mean", "var"), feature_stats.layer_statistics(x_in)))
              for name, x_in in inputs.items()}
-  ctx = lambda stats: steps.TermContext(images=x, logits=None, aux=None, batch=None, classifier=model,
+  ctx = lambda stats: steps.TermContext(images=x, logits=None, aux=None, batch=None,
+                                        classifier_apply=steps.make_classifier_apply(model),
                                         classifier_variables={"params": variables["params"],
                                                               "batch_stats": stats},
                                         key=None, seen=x, bn_inputs=inputs)
@@ -74,7 +76,7 @@ def test_feature_statistics_term_in_the_inversion_step():
   batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
   config = default_config("digits")
   config.priors.feature_statistics = 0.1
-  terms, weights = priors.terms_from_config(config)
+  terms, weights = options.prior_terms(config)
   assert list(terms) == ["feature_statistics"]
   step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms=terms))
   weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, **weights))

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxinv.runs import options
 from jaxinv import conditioning, priors, steps
 from jaxinv.config import default_config
 from tests.test_steps import K, NZ, _inversion_setup
@@ -29,9 +30,9 @@ def test_image_priors_match_numpy_loops():
 
 def test_terms_from_config_keeps_only_weighted_priors():
   config = default_config("digits")
-  assert priors.terms_from_config(config) == ({}, {})
+  assert options.prior_terms(config) == ({}, {})
   config.priors.total_variation = 0.5
-  terms, weights = priors.terms_from_config(config)
+  terms, weights = options.prior_terms(config)
   assert list(terms) == ["total_variation"] and weights == {"total_variation": 0.5}
 
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxinv.runs import options
 from jaxinv import losses, reconstruction, steps
 from jaxinv.config import default_config
 from jaxinv.models import classifiers
@@ -64,7 +65,8 @@ def test_gradient_through_the_weight_gradient_matches_the_closed_form():
 def _context(model, variables, images, labels, key):
   logits, aux = model.apply(variables, images, train=False)
   batch = {"p": jax.nn.one_hot(labels, 3), "y": labels, "z": None}
-  return steps.TermContext(images=images, logits=logits, aux=aux, batch=batch, classifier=model,
+  return steps.TermContext(images=images, logits=logits, aux=aux, batch=batch,
+                           classifier_apply=steps.make_classifier_apply(model),
                            classifier_variables=variables, key=key)
 
 
@@ -96,10 +98,10 @@ def test_perturbed_terms_equal_the_clean_losses_at_size_zero_only():
 
 def test_terms_from_config_keeps_only_weighted_terms():
   config = default_config("digits")
-  assert reconstruction.terms_from_config(config) == ({}, {})
+  assert options.reconstruction_terms(config) == ({}, {})
   config.reconstruction.weight_gradient_norm = 0.5
   config.reconstruction.ce_perturbed = 2.0
-  terms, weights = reconstruction.terms_from_config(config)
+  terms, weights = options.reconstruction_terms(config)
   assert sorted(terms) == ["ce_perturbed", "weight_gradient_norm"]
   assert weights == {"ce_perturbed": 2.0, "weight_gradient_norm": 0.5}
 

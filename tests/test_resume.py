@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, fake_devices_env
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion as inversion_run
-from jaxinv.runs.loop import EXIT_PREEMPTED
+from jaxinv.loop import EXIT_PREEMPTED
 
 CLASSIFIER_ARGS = ["train-classifier", "--config", str(REPO / "configs/digits.py:tiny"),
                    "--config.classifier.epochs=12", "--config.classifier.log_every=1",

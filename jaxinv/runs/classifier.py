@@ -12,7 +12,7 @@ import optax
 from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
-from jaxinv.runs import loop
+from jaxinv import loop
 from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
@@ -76,7 +76,7 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
-  distributed.initialize(config)
+  distributed.initialize(config.distributed)
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
@@ -130,7 +130,7 @@ def run(config, workdir) -> dict:
            start_step, total_steps)
   try:
     state = loop.train(
-        state, step_fn, start_step=start_step, total_steps=total_steps, work=work, checkpointer=ckpt,
+        state, step_fn, start_step=start_step, total_steps=total_steps, log_metrics=work.log_metrics, checkpointer=ckpt,
         save_every=config.checkpoint.every, log_every=config.classifier.log_every,
         desc=f"classifier[{config.dataset}]", postfix=("loss", "accuracy"),
         block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")

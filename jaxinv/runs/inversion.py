@@ -9,15 +9,16 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxinv import (checkpoint, data, distributed, ensemble, metrics, plotting, priors, reconstruction,
-                    rng, sampling, sharding, steps, transforms)
-from jaxinv import classifier_ensemble
+from jaxinv import (checkpoint, data, distributed, ensemble, loop, metrics, plotting, rng, sampling,
+                    sharding, steps)
 from jaxinv import config as config_lib
+from jaxinv.classifier import from_linen
+from jaxinv.inversion import (Inversion, default_optimizer, ensemble_keys, generator_variables,
+                              make_inversion)
 from jaxinv.models.generator import ConditionedGenerator
 from jaxinv.runs import classifier as classifier_run
-from jaxinv.runs import loop
+from jaxinv.runs import options
 from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
@@ -43,9 +44,8 @@ def init_generator_state(config, generator, tx, key) -> steps.TrainState:
 
 
 def make_optimizer(config):
-  # Cosine decay to zero: the last steps polish the rarest failures away.
-  schedule = optax.cosine_decay_schedule(config.inversion.learning_rate, max(config.inversion.steps, 1))
-  return optax.adam(schedule, eps=config.inversion.adam_eps)
+  inv = config.inversion
+  return default_optimizer(inv.learning_rate, inv.steps, inv.adam_eps)
 
 
 def check_compatible(config, info, classifier_model, classifier_vars, classifier_config) -> None:
@@ -101,58 +101,42 @@ def fingerprint(config) -> dict:
   record = {"dataset": config.dataset, "mode": g.mode, "hot_pattern": g.hot_pattern,
             "width": g.width, "latent_dim": g.latent_dim, "embed_dim": g.embed_dim,
             "upsample": g.upsample}
-  member_list = ensemble.members(config)
+  member_list = options.members(config)
   if member_list:
     record["members"] = [dataclasses.asdict(m) for m in member_list]
   return record
 
 
 def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
-  kind = "generator_ensemble" if ensemble.members(config) else "generator"
+  kind = "generator_ensemble" if options.members(config) else "generator"
   return checkpoint.Checkpointer(directory, kind=kind, fingerprint=fingerprint(config),
                                  keep=config.checkpoint.keep)
-
-
-def inversion_terms(config) -> tuple[dict, dict]:
-  """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
-  gives a non-zero weight: image priors, reconstruction terms, the multi-classifier term."""
-  terms, weights = priors.terms_from_config(config)
-  more_terms, more_weights = reconstruction.terms_from_config(config)
-  terms, weights = {**terms, **more_terms}, {**weights, **more_weights}
-  terms, weights = _add_classifier_ensemble(config, terms, weights)
-  return terms, weights
-
-
-def _add_classifier_ensemble(config, terms: dict, weights: dict) -> tuple[dict, dict]:
-  """The multi-classifier term: the classifiers in `classifier_ensemble.workdirs`, stacked."""
-  weight = float(config.priors.classifier_ensemble)
-  if not weight:
-    return terms, weights
-  restored = [classifier_run.restore(w) for w in config.classifier_ensemble.workdirs]
-  model = restored[0][0]
-  if any(r[0] != model for r in restored):
-    raise ValueError("classifier_ensemble.workdirs must hold classifiers of one architecture (they "
-                     "are stacked and vmapped); train the others with other seeds only.")
-  stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
-  inv = config.inversion
-  terms = {**terms, "classifier_ensemble": classifier_ensemble.make_term(
-      model, stacked, alpha=inv.alpha, beta=inv.beta,
-      impl=classifier_ensemble.resolve_impl(config.classifier_ensemble.impl))}
-  return terms, {**weights, "classifier_ensemble": weight}
 
 
 def initial_state_fn(config, generator, tx):
   """`keys -> TrainState`: one generator, or a stacked ensemble (one key per member)."""
   one = lambda key: init_generator_state(config, generator, tx, key)
-  return jax.vmap(one) if ensemble.members(config) else one
+  return jax.vmap(one) if options.members(config) else one
+
+
+def build_inversion(config, info, classifier_model, classifier_vars, mesh) -> Inversion:
+  """The `jaxinv.make_inversion` that `config` describes, for one of jaxinv's classifiers."""
+  inv = config.inversion
+  return make_inversion(
+      from_linen(classifier_model, classifier_vars, features=inv.feature_layer),
+      info.image_shape, num_classes=info.num_classes, generator=build_generator(config, info),
+      batch_size=inv.batch_size, optimizer=make_optimizer(config),
+      alpha=inv.alpha, beta=inv.beta, gamma=inv.gamma, delta=inv.delta,
+      terms=options.inversion_terms(config), input_transform=options.input_transform(config),
+      members=options.members(config), ensemble_impl=config.ensemble.impl, mesh=mesh)
 
 
 def run(config, workdir) -> dict:
   """Trains one generator, or the ensemble `config.ensemble` describes, against the
-  classifier run in `config.init_from`."""
+  classifier run in `config.init_from`, through `jaxinv.make_inversion`."""
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
-  distributed.initialize(config)
+  distributed.initialize(config.distributed)
   if not config.init_from:
     raise ValueError("Inversion needs a trained classifier: pass --config.init_from=CLASSIFIER_WORKDIR "
                      "(the workdir of a `jaxinv train-classifier` run).")
@@ -160,67 +144,48 @@ def run(config, workdir) -> dict:
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
   work = Workdir(workdir)
-  generator = build_generator(config, info)
-  tx = make_optimizer(config)
   inv = config.inversion
-  member_list = ensemble.members(config)
-  extra_terms, extra_weights = inversion_terms(config)
-  if member_list:  # every key, weight and rate gets a leading member axis
-    keys = ensemble.member_keys(member_list)
-    weights, dropout_rate = ensemble.hyperparameters(member_list, extra_weights)
-  else:
-    keys = rng.named_keys(config.seed, list(ensemble.MEMBER_KEYS))
-    weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
-    dropout_rate = jnp.float32(config.generator.dropout_rate)
-  fresh = sharding.create_replicated(initial_state_fn(config, generator, tx), mesh, keys["init"])
+  member_list = options.members(config)
+  # The same keys a seed gives every run: member i of an ensemble uses its own seed's.
+  key = ensemble_keys(member_list) if member_list else jax.random.key(config.seed)
+  eval_keys = (jnp.stack([rng.named_keys(m.seed, ["eval"])["eval"] for m in member_list])
+               if member_list else rng.named_keys(config.seed, ["eval"])["eval"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
+  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
+      config.init_from)
+  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
+  inversion = build_inversion(config, info, classifier_model, classifier_vars, mesh)
+  fresh = inversion.jit_init()(key)
   # Resume order: this workdir's newest checkpoint, else a fresh generator.
   generator_state, start_step = ckpt.restore_latest(
-      fresh, fallback=config.checkpoint.fallback_to_intact)
-  classifier_step = None
+      fresh.generator, fallback=config.checkpoint.fallback_to_intact)
   if generator_state is None:
-    generator_state, start_step = fresh, 0
+    state, start_step = fresh, 0
   else:
     log.info("resuming from step %d in %s", start_step, ckpt.directory)
+    state = fresh.replace(generator=generator_state)
     # Keep inverting the classifier checkpoint this run started with.
-    classifier_step = ckpt.read_meta(start_step).get("classifier", {}).get("step")
+    started_with = ckpt.read_meta(start_step).get("classifier", {}).get("step")
+    if started_with is not None and int(started_with) != int(classifier_step):
+      _, classifier_vars, _, classifier_step = classifier_run.restore(config.init_from, started_with)
+      state = state.replace(classifier=sharding.put_replicated(classifier_vars, mesh))
   # Lines a killed run logged after its last checkpoint (or before its first) are
   # recomputed identically: drop them so each step appears once.
   work.truncate_metrics(start_step)
-  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
-      config.init_from, classifier_step)
-  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
   source = {"path": str(Path(config.init_from).absolute() / "checkpoints"), "step": int(classifier_step)}
-
-  state = steps.InversionState(
-      generator=generator_state,
-      classifier=sharding.put_replicated(classifier_vars, mesh),
-      loss_weights=sharding.put_replicated(weights, mesh),
-      dropout_rate=sharding.put_replicated(dropout_rate, mesh))
-  replicated = sharding.replicated(mesh)
-  one_step = steps.make_inversion_train_step(
-      steps.make_inversion_step(generator, classifier_model, tx, inv.feature_layer,
-                                extra_terms=extra_terms,
-                                input_transform=transforms.from_config(config)),
-      batch_size=inv.batch_size, num_classes=info.num_classes,
-      latent_dim=generator.latent_dim, mode=generator.mode,
-      batch_sharding=sharding.data_sharded(mesh))
-  train_step = jax.jit(ensemble.make_train_step(one_step, len(member_list), config.ensemble.impl)
-                       if member_list else one_step,
-                       donate_argnums=0, out_shardings=(replicated, replicated))
-  step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
+  train_step = inversion.jit_step()
 
   log.info("inverting %s (step %d) on %s: steps %d to %d%s", config.init_from, classifier_step,
            config.dataset, start_step, inv.steps,
            f", {len(member_list)} ensemble members" if member_list else "")
   try:
     state = loop.train(
-        state, lambda state, step: train_step(state, step_keys), start_step=start_step,
-        total_steps=inv.steps, work=work, checkpointer=ckpt, save_every=config.checkpoint.every,
-        log_every=inv.log_every, desc=f"inversion[{config.dataset}]",
-        postfix=("loss", "target_accuracy"), to_checkpoint=lambda s: s.generator,
-        checkpoint_meta={"classifier": source},
+        state, lambda state, step: train_step(state, key), start_step=start_step,
+        total_steps=inv.steps, log_metrics=work.log_metrics, checkpointer=ckpt,
+        save_every=config.checkpoint.every, log_every=inv.log_every,
+        desc=f"inversion[{config.dataset}]", postfix=("loss", "target_accuracy"),
+        to_checkpoint=lambda s: s.generator, checkpoint_meta={"classifier": source},
         block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")
   finally:
     ckpt.close()
@@ -229,15 +194,15 @@ def run(config, workdir) -> dict:
 
   if not distributed.is_primary():  # process 0 evaluates and writes; the others are done
     return {"process_index": jax.process_index(), "steps": inv.steps}
+  generator = inversion.generator
   # Host copies: evaluation runs on this process's devices only.
-  generator_vars = distributed.to_host(
-      {"params": state.generator.params, "batch_stats": state.generator.batch_stats})
+  generator_vars = distributed.to_host(generator_variables(state))
   # The state was donated step by step: read the classifier back from it.
   classifier_vars = distributed.to_host(state.classifier)
   real_x, real_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
   evaluate_one = functools.partial(
       evaluate, classifier_model=classifier_model, classifier_vars=classifier_vars, info=info,
-      per_class=inv.eval_samples_per_class, key=keys["eval"], feature_layer=inv.feature_layer,
+      per_class=inv.eval_samples_per_class, key=eval_keys, feature_layer=inv.feature_layer,
       real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
   summary = {
       "dataset": config.dataset,
@@ -250,7 +215,7 @@ def run(config, workdir) -> dict:
     for i, member in enumerate(member_list):
       evaluation, images, labels = evaluate_one(
           generator.clone(dropout_rate=member.dropout_rate), ensemble.unstack(generator_vars, i),
-          key=keys["eval"][i])
+          key=eval_keys[i])
       summary["members"].append({**dataclasses.asdict(member), **evaluation})
       work.save_figure(plotting.class_grid(images, labels, info.class_names,
                                            title=f"{title} (member {i})"),
@@ -279,7 +244,7 @@ def restore(inversion_dir):
   config = read_config(inversion_dir, "jaxinv invert")
   generator = build_generator(config, data.info(config.dataset))
   tx = make_optimizer(config)
-  member_list = ensemble.members(config)
+  member_list = options.members(config)
   keys = jnp.stack([jax.random.key(0)] * len(member_list)) if member_list else jax.random.key(0)
   target = checkpoint.restore_target(initial_state_fn(config, generator, tx), keys)
   with open_checkpoints(config, inversion_dir / "checkpoints") as ckpt:
@@ -291,7 +256,7 @@ def restore_generators(inversion_dir):
   """`(generator, stacked variables [G, …], dropout rates [G], config)`: G = 1 for a
   single run, the member count for an ensemble."""
   generator, variables, config = restore(inversion_dir)
-  member_list = ensemble.members(config)
+  member_list = options.members(config)
   if member_list:
     return generator, variables, np.array([m.dropout_rate for m in member_list], np.float32), config
   stacked = jax.tree.map(lambda x: np.asarray(x)[None], variables)

@@ -40,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinv import (checkpoint, data, distributed, garbage_sources, metrics, ood, plotting, rng,
+from jaxinv import (checkpoint, data, distributed, garbage_sources, loop, metrics, ood, plotting, rng,
                     sampling, sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion as inversion_run
-from jaxinv.runs import loop
+from jaxinv.runs import options
 from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
@@ -214,7 +214,7 @@ def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y
   log.info("ood round %d: classifier on %d examples (%d garbage), steps %d to %d", r, len(x),
            len(garbage), start, total)
   try:
-    state = loop.train(state, step_fn, start_step=start, total_steps=total, work=phase,
+    state = loop.train(state, step_fn, start_step=start, total_steps=total, log_metrics=phase.log_metrics,
                        checkpointer=ckpt, save_every=config.checkpoint.every,
                        log_every=config.classifier.log_every, desc=f"ood[{r}] classifier",
                        postfix=("loss", "accuracy"),
@@ -244,7 +244,7 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
   ckpt = _generator_checkpoints(config, phase.checkpoint_dir)
   state, start = _resume_or_start(ckpt, config, init, keys["generator_init"], tx, previous, mesh)
   phase.truncate_metrics(start)
-  extra_terms, extra_weights = inversion_run.inversion_terms(gen_config)
+  extra_terms, extra_weights = options.terms_and_weights(gen_config)
   weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
   inversion_state = steps.InversionState(
       generator=state, classifier=sharding.put_replicated(classifier_vars, mesh),
@@ -263,7 +263,8 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
   try:
     inversion_state = loop.train(
         inversion_state, lambda s, step: train_step(s, step_keys), start_step=start,
-        total_steps=inv.steps, work=phase, checkpointer=ckpt, save_every=config.checkpoint.every,
+        total_steps=inv.steps, log_metrics=phase.log_metrics, checkpointer=ckpt,
+        save_every=config.checkpoint.every,
         log_every=inv.log_every, desc=f"ood[{r}] generator", postfix=("loss", "target_accuracy"),
         to_checkpoint=lambda s: s.generator,
         block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")
@@ -317,7 +318,7 @@ def logits_of(model, variables, images) -> np.ndarray:
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
-  distributed.initialize(config)
+  distributed.initialize(config.distributed)
   info = garbage_info(config)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")

@@ -19,9 +19,9 @@ import numpy as np
 import optax
 
 from jaxinv import config as config_lib
-from jaxinv import data, pixel_inversion, plotting, rng, steps, transforms
+from jaxinv import data, pixel_inversion, plotting, rng, steps
 from jaxinv.runs import classifier as classifier_run
-from jaxinv.runs import inversion
+from jaxinv.runs import inversion, options
 from jaxinv.runs.workdir import Workdir, read_config
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,12 @@ def run(config, workdir) -> dict:
   work.write_config(config)
   model, variables, classifier_config, classifier_step = classifier_run.restore(config.init_from)
   inversion.check_compatible(config, info, model, variables, classifier_config)
-  extra_terms, extra_weights = inversion.inversion_terms(config)
+  extra_terms, extra_weights = options.terms_and_weights(config)
   inv = config.inversion
   weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
   tx = optax.adam(config.pixel.learning_rate)
   step = pixel_inversion.make_pixel_step(model, tx, inv.feature_layer, extra_terms,
-                                         transforms.from_config(config))
+                                         options.input_transform(config))
   num_steps = config.pixel.steps
 
   @jax.jit

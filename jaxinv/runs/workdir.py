@@ -1,16 +1,13 @@
-"""What a run writes in its workdir: config.json, metrics.jsonl, summary.json,
-figures, and the progress bar on the terminal."""
+"""What a run writes in its workdir: config.json, metrics.jsonl, summary.json and
+figures."""
 
 import json
-import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from jaxinv import config as config_lib
 from jaxinv.distributed import is_primary
@@ -104,24 +101,6 @@ def _parse_step(line: str):
     return int(json.loads(line)["step"])
   except (ValueError, KeyError, TypeError):
     return None  # a line cut by a kill: dropped
-
-
-def progress(total: int, initial: int = 0, desc: str = ""):
-  """A progress bar with rate and ETA on stderr."""
-  return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, mininterval=2.0,
-              dynamic_ncols=True, unit="step", disable=not is_primary())
-
-
-def check_finite(step: int, values: dict, last_checkpoint: int | None = None) -> None:
-  """Stops the run on a non-finite loss or gradient, naming the step and the loss terms."""
-  bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-  if bad:
-    terms = ", ".join(f"{k}={v}" for k, v in values.items())
-    kept = (f"the latest checkpoint is still the last good one (step {last_checkpoint})"
-            if last_checkpoint is not None else "no checkpoint had been written yet")
-    raise FloatingPointError(
-        f"Non-finite values at step {step}: {sorted(bad)} ({terms}). The run was stopped and "
-        f"{kept}; lower the learning rate or check the inputs.")
 
 
 def batched(fn, arrays, batch_size: int):

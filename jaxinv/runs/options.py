@@ -1,0 +1,90 @@
+"""Config → explicit arguments of the library: the one place an inversion's config
+fields are read (terms and weights, input transform, ensemble members)."""
+
+from jaxinv import classifier_ensemble, priors, reconstruction, transforms
+from jaxinv.ensemble import HYPER_FIELDS, Member
+from jaxinv.runs import classifier as classifier_run
+
+
+def prior_terms(config) -> tuple[dict, dict]:
+  """`(terms, weights)` for the priors with a non-zero weight in `config.priors`
+  (zero-weight terms are left out of the step, so they cost nothing)."""
+  candidates = {**{name: priors.image_prior_term(prior) for name, prior in priors.IMAGE_PRIORS.items()},
+                **priors.MODEL_PRIORS}
+  return _nonzero(candidates, lambda name: config.priors.get(name, 0.0))
+
+
+def reconstruction_terms(config) -> tuple[dict, dict]:
+  """`(terms, weights)` for the reconstruction terms with a non-zero weight in
+  `config.reconstruction`."""
+  rc = config.reconstruction
+  kind, size = rc.perturbation, float(rc.perturbation_size)
+  candidates = {"kl_perturbed": lambda: reconstruction.kl_perturbed_term(kind, size),
+                "ce_perturbed": lambda: reconstruction.ce_perturbed_term(kind, size),
+                "weight_gradient_norm":
+                    lambda: reconstruction.weight_gradient_norm_term(rc.gradient_norm_examples)}
+  terms, weights = _nonzero(candidates, lambda name: rc[name])
+  return {name: build() for name, build in terms.items()}, weights
+
+
+def _nonzero(candidates: dict, weight_of) -> tuple[dict, dict]:
+  terms, weights = {}, {}
+  for name, term in candidates.items():
+    weight = float(weight_of(name))
+    if weight:
+      terms[name], weights[name] = term, weight
+  return terms, weights
+
+
+def input_transform(config):
+  """The input transform that `config.robustness` describes (None: none)."""
+  r = config.robustness
+  return transforms.make_input_transform(jitter=float(r.jitter), scale=float(r.scale),
+                                         flip=bool(r.flip))
+
+
+def members(config) -> list[Member]:
+  """The members `config.ensemble` describes (empty lists take the run's values)."""
+  e, inv = config.ensemble, config.inversion
+  count = len(e.seeds)
+  defaults = {"alpha": inv.alpha, "beta": inv.beta, "gamma": inv.gamma, "delta": inv.delta,
+              "dropout_rate": config.generator.dropout_rate}
+  values = {name: list(e[name]) or [defaults[name]] * count for name in HYPER_FIELDS}
+  return [Member(int(e.seeds[i]), *(float(values[name][i]) for name in HYPER_FIELDS))
+          for i in range(count)]
+
+
+def classifier_ensemble_term(config) -> tuple[dict, dict]:
+  """The multi-classifier term over the classifier runs in `classifier_ensemble.workdirs`,
+  stacked; `({}, {})` at weight 0."""
+  weight = float(config.priors.classifier_ensemble)
+  if not weight:
+    return {}, {}
+  restored = [classifier_run.restore(w) for w in config.classifier_ensemble.workdirs]
+  model = restored[0][0]
+  if any(r[0] != model for r in restored):
+    raise ValueError("classifier_ensemble.workdirs must hold classifiers of one architecture (they "
+                     "are stacked and vmapped); train the others with other seeds only.")
+  stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
+  inv = config.inversion
+  term = classifier_ensemble.make_term(
+      model, stacked, alpha=inv.alpha, beta=inv.beta,
+      impl=classifier_ensemble.resolve_impl(config.classifier_ensemble.impl))
+  return {"classifier_ensemble": term}, {"classifier_ensemble": weight}
+
+
+def terms_and_weights(config) -> tuple[dict, dict]:
+  """`(extra_terms, extra_weights)` for `steps.make_inversion_step`: every term the config
+  gives a non-zero weight (image priors, reconstruction terms, the multi-classifier term)."""
+  terms, weights = {}, {}
+  for more_terms, more_weights in (prior_terms(config), reconstruction_terms(config),
+                                   classifier_ensemble_term(config)):
+    terms.update(more_terms)
+    weights.update(more_weights)
+  return terms, weights
+
+
+def inversion_terms(config) -> dict:
+  """The same terms as `{name: (weight, term)}`, the form `jaxinv.make_inversion` takes."""
+  terms, weights = terms_and_weights(config)
+  return {name: (weights[name], term) for name, term in terms.items()}
