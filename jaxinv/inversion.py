@@ -49,11 +49,11 @@ class Inversion(NamedTuple):
   def jit_init(self) -> Callable:
     """`init` with its outputs replicated over the mesh: the generator created in place
     on every device, the classifier's parameters copied there (never compiled in as
-    constants)."""
+    constants, and copied so that `jit_step`'s donation never frees the caller's arrays)."""
     def init(key):
       return steps_lib.InversionState(
           generator=sharding.create_replicated(self.init_generator, self.mesh, key),
-          classifier=sharding.put_replicated(self.classifier.params, self.mesh),
+          classifier=sharding.put_replicated(self.classifier.params, self.mesh, copy=True),
           loss_weights=sharding.put_replicated(self.loss_weights, self.mesh),
           dropout_rate=sharding.put_replicated(self.dropout_rate, self.mesh))
     return init

@@ -42,11 +42,12 @@ def check_batch_size(batch_size: int, mesh, field: str = "batch_size") -> None:
         f"use a multiple of {n} (for example {max(n, batch_size // n * n)}) or set num_devices.")
 
 
-def put_replicated(tree, mesh):
-  """The same value on every device; across processes every process passes the same value."""
+def put_replicated(tree, mesh, copy: bool = False):
+  """The same value on every device; across processes every process passes the same value.
+  `copy`: never the caller's own buffers (which a donating step would free)."""
   if jax.process_count() > 1:
     tree = distributed.to_host(tree)
-  return jax.device_put(tree, replicated(mesh))
+  return jax.device_put(tree, replicated(mesh), may_alias=False if copy else None)
 
 
 def put_batch(tree, mesh):
