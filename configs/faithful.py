@@ -1,4 +1,4 @@
-"""Faithful-inversion presets (issue 9): the generator with the priors that make
+"""Faithful-inversion presets: the generator with the priors that make
 its images recognisable to an independent classifier, for MNIST and Fashion-MNIST.
 
 The argument names the dataset, optionally with `,tiny`:
