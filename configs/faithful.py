@@ -1,4 +1,4 @@
-"""Faithful-inversion presets (issue 9): the generator with the priors that make
+"""Faithful-inversion presets: the generator with the priors that make
 its images recognisable to an independent classifier, for MNIST and Fashion-MNIST.
 
 The argument names the dataset, optionally with `,tiny`:
@@ -11,9 +11,9 @@ The argument names the dataset, optionally with `,tiny`:
       --config.init_from=/tmp/mnist_classifier --verifier /tmp/mnist_verifier
 The multi-classifier term is off here (it needs a second classifier run: add
 --config.priors.classifier_ensemble=1 '--config.classifier_ensemble.workdirs=["DIR"]').
-Weights are ours, chosen from a few short MNIST runs (README, "Faithful inversion").
+Weights are ours, chosen from a few short MNIST runs (docs/faithful.md).
 
-Expected (600 steps, seed 0, 200 images per class; README "Faithful inversion"):
+Expected (600 steps, seed 0, 200 images per class; docs/faithful.md):
 mnist: target accuracy 99.9 % (lowest class 99.0 %), MLP verifier 90.9 % (class "1": 9.5 %,
 every other class 100 %), within-class cosine 0.92 (real test images 0.71). fashion_mnist: target 100 %, MLP verifier
 99.3 % (lowest class 96.5 %), within-class cosine 0.92 (real 0.69).
@@ -25,7 +25,7 @@ from jaxinv.config import default_config
 _PRESETS = {
     "mnist": {
         "inversion.steps": 600,
-        # Label conditioning: measured far more recognisable than vector_matrix (README).
+        # Label conditioning: measured far more recognisable than vector_matrix (docs/faithful.md).
         "generator.mode": "label",
         # TV (0.1) and feature statistics (0.1) measured no help here (verifier 88.4 % with
         # them, 90.9 % without): robustness is the prior that pays.

@@ -9,16 +9,14 @@ The `tiny` variant (configs/mnist.py:tiny) trains for a few steps on a few
 hundred examples; it checks the plumbing, not the results. The `fast` variant
 (configs/mnist.py:fast) changes only the inversion: a generator of half the width
 (32 → 16 base channels), learning rate 1e-2, batch 32 and 700 steps, a run length
-measured to reach ≥ 99 % target accuracy on every class for seeds 0, 1 and 2
-(benchmarks/time_to_target.py, session 14, after the dropout masks changed: 600 steps
-left seed 0 at 98.8 %, as 520 had in session 6; session 12's masks needed 600).
+measured to reach >= 99 % target accuracy on every class for seeds 0, 1 and 2
+(benchmarks/time_to_target.py; docs/performance.md).
 
 Expected: CNN test accuracy 99.17 % (3 epochs, 158 s on 2 CPU cores). Generator
 (1500 steps, 393 s): target accuracy 99.98 % overall, every class >= 99.8 %;
 within-class feature cosine 0.756 (real test images: 0.700). `fast` generator:
-700 steps of batch 32 in 43.6–47.5 s on session 14's 2-core AMD VM (compile included),
-every class >= 99.0 % (seeds 0–2: 99.0 / 99.4 / 99.6 %); session 12, 600 steps with the
-earlier masks: 40–46 s, >= 99.2 %, within-class feature cosine 0.750–0.765.
+700 steps of batch 32 in 12.7-12.9 s on a 2-core AMD EPYC (Zen 5) VM (compile included),
+every class >= 99.4 % (seeds 0-2: 99.4 / 99.6 / 99.6 %).
 """
 
 from jaxinv.config import default_config

@@ -13,7 +13,7 @@ Run (from the repository root):
 The `tiny` variant checks the plumbing only.
 
 Expected: not measured at full size yet (4 × the time of configs/mnist.py on a
-CPU, where members run one after another; see README "Ensembles").
+CPU, where members run one after another; see docs/scaling.md).
 """
 
 from jaxinv.config import default_config

@@ -9,7 +9,7 @@ same data, as many epochs as the detector's classifier sees) for MSP, ODIN and e
 A stopped run (Ctrl-C, SIGTERM, `timeout`) resumes when the same command is rerun.
 The `tiny` variant (configs/ood_mnist.py:tiny) checks the plumbing, not the results.
 
-Expected: see the README's "OOD detection" section.
+Expected: see docs/ood.md.
 """
 
 from jaxinv.config import default_config

@@ -16,7 +16,7 @@ from jaxinv import conditioning, data
 from jaxinv.models import classifiers, fast_conv, generator
 
 # Per dataset: classifier architecture and training length that reach the
-# accuracy goals in the README, measured on 2 CPU cores.
+# accuracies in the README's results table, measured on 2 CPU cores.
 _DATASET_DEFAULTS = {
     "digits": dict(model="cnn", epochs=20, inversion_steps=1500),
     "mnist": dict(model="cnn", epochs=3, inversion_steps=1500),
@@ -166,7 +166,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # (epochs_per_round epochs), trains the generator against it, inverts all K+1 classes
   # and adds the images to garbage; after the last round the classifier trains once more.
   c.ood = ml_collections.ConfigDict()
-  c.ood.rounds = 1 if tiny else 8  # 8 beat 4 on both datasets (README, OOD results)
+  c.ood.rounds = 1 if tiny else 8  # 8 beat 4 on both datasets (docs/ood.md)
   c.ood.noise_images = 64 if tiny else 6000  # Gaussian-noise images the garbage class starts with
   c.ood.noise_std = 0.5  # [ours] N(0, std²) pixels clipped to [-1, 1]
   # [ours] Empty: white noise. Else blur sigmas in pixels (0 = white): the noise images are
@@ -177,7 +177,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.shape_images = 64 if tiny else 6000
   # [ours] Random-stroke images (jaxinv.garbage_sources.stroke_images) added to the seed: thin
   # curves, which neither noise nor shapes have. Off by default; configs/ood_fashion_mnist.py
-  # turns it on (its OOD partner, MNIST, is strokes; README, OOD results).
+  # turns it on (its OOD partner, MNIST, is strokes; docs/ood.md).
   c.ood.stroke_images = 0
   # [ours] Per round and per K+1 class, shape images moved by pixel-space inversion until the
   # round's classifier assigns them the class (jaxinv.garbage_sources.hard_negatives), added
@@ -187,7 +187,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.pixel_inversion_lr = 0.05
   # [ours] What the hard negatives start from: "shapes" and/or "strokes" (the images of
   # garbage_sources), split evenly, interleaved so every class gets each kind.
-  # configs/ood_fashion_mnist.py adds strokes (README, OOD results, session 8).
+  # configs/ood_fashion_mnist.py adds strokes (docs/ood.md).
   c.ood.pixel_inversion_starts = ("shapes",)
   c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
   c.ood.epochs_per_round = 1
@@ -199,7 +199,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.garbage_weight = 1.0
   # [ours] The detector averages the probabilities of the last detector_rounds classifiers of
   # the loop (the final one and those of the rounds before it): a snapshot ensemble that costs
-  # no training and evens out the round-to-round swings of one classifier (README, OOD).
+  # no training and evens out the round-to-round swings of one classifier (docs/ood.md).
   c.ood.detector_rounds = 2 if tiny else 3
   c.ood.odin_temperature = 1000.0  # ODIN's usual T
   c.ood.odin_epsilon = 0.0028  # ODIN's 0.0014 on [0, 1] inputs, doubled for our [-1, 1] range

@@ -1,5 +1,5 @@
 """Data-free garbage for the OOD detector beyond the paper's noise seed and generator
-inversions [ours] (README, "OOD detection").
+inversions [ours] (docs/ood.md).
 
   * `shape_images`: "dead leaves" images — random ellipses and rectangles of random
     intensity painted over each other on a random background, some slightly blurred.
@@ -9,7 +9,7 @@ inversions [ours] (README, "OOD detection").
     line drawings, the shapes' thin counterpart.
   * `hard_negatives`: pixel-space inversion from such starts — Adam on each image's
     pixels until the classifier assigns it the given label. The results stay far from
-    the data (the start's layout under stroke-like textures; README figure) while the
+    the data (the start's layout under stroke-like textures; docs/ood.md figure) while the
     classifier is confident about them: the inputs an OOD set exploits. Added to
     garbage, they teach the classifier to refuse them.
 
