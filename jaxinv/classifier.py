@@ -204,6 +204,7 @@ def from_linen(module: nn.Module, variables, *, features: str | None = None,
                               mutable=["intermediates"], **mode)
     return module_paths(state["intermediates"])
 
+  apply_fn.input_spec = inputs  # for `check`, which knows the channel count
   return Classifier(apply_fn, variables)
 
 
@@ -247,6 +248,7 @@ def from_function(fn: Callable, params, *, inputs: InputSpec = InputSpec()) -> C
     feats = logits if feats is None else feats
     return logits, {FEATURES: feats.reshape(feats.shape[0], -1)}
 
+  apply_fn.input_spec = inputs
   return Classifier(apply_fn, params)
 
 
@@ -278,6 +280,7 @@ def from_nnx(model, *, features: Callable | None = None, inputs: InputSpec = Inp
       feats = recorded[-1] if recorded else logits
     return logits, {FEATURES: feats.reshape(feats.shape[0], -1)}
 
+  apply_fn.input_spec = inputs
   return Classifier(apply_fn, state)
 
 
@@ -296,6 +299,9 @@ def check(classifier: Classifier, image_shape: Sequence[int], num_classes: int |
   image_shape = tuple(int(d) for d in image_shape)
   if len(image_shape) != 3:
     raise ValueError(f"image_shape={image_shape} must be (height, width, channels).")
+  spec = getattr(classifier.apply_fn, "input_spec", None)
+  if spec is not None:
+    input_transform(spec, channels=image_shape[-1])
   probe_images = jnp.stack([jnp.zeros(image_shape), jnp.linspace(-1.0, 1.0, np.prod(image_shape))
                             .reshape(image_shape)])
   try:

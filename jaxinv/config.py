@@ -41,6 +41,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.num_devices = 0  # 0: every visible device (of every process)
   c.distributed = False  # multi-process run: see jaxinv/distributed.py (or JAXINV_DISTRIBUTED=1)
   c.init_from = ""  # inversion: the classifier run's workdir
+  # Inversion of your own classifier instead: "package.module:factory", a function with no
+  # arguments returning a jaxinv.Classifier (jaxinv.from_linen / from_function / from_nnx).
+  # `dataset` still names the images' shape, classes and the real test images.
+  c.classifier_fn = ""
   c.max_train_examples = 512 if tiny else 0  # 0: the whole split
   # Which max_train_examples images: "first" (the split's first N) or "stratified" (N/K per
   # class, drawn with subset_seed); the classifier run saves the indices (train_indices.npy).
@@ -361,6 +365,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "an existing folder with one subfolder per dataset, or empty")
   need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",
        "the workdir of a finished `jaxinv train-classifier` run (with config.json), or empty")
+  need(not config.classifier_fn or (":" in config.classifier_fn and not config.init_from),
+       "classifier_fn", "'package.module:factory' or 'file.py:factory', and init_from left empty "
+       "(one classifier)")
   need(config.inversion.feature_layer != "", "inversion.feature_layer", "a feature name, e.g. 'penultimate'")
   need(config.ensemble.impl in ("auto", "vmap", "unrolled"), "ensemble.impl",
        "one of ('auto', 'vmap', 'unrolled')")
@@ -440,12 +447,15 @@ def _validate_faithful(config, need) -> None:
 
 
 def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A copy whose `init_from`/`data_dir` are absolute, so a saved config.json and the
+  """A copy whose `init_from`/`data_dir` (and a `classifier_fn` file) are absolute, so a saved config.json and the
   checkpoint records it names stay valid from any working directory."""
   config = ml_collections.ConfigDict(config.to_dict())
   for field in ("init_from", "data_dir"):
     if config[field]:
       config[field] = str(Path(config[field]).absolute())
+  module, _, factory = config.classifier_fn.rpartition(":")
+  if module.endswith(".py"):  # a file: absolute too; a module name stays as it is
+    config.classifier_fn = f"{Path(module).absolute()}:{factory}"
   config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
                                               for w in config.classifier_ensemble.workdirs)
   return config

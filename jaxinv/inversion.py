@@ -201,13 +201,9 @@ def sample(inversion, state_or_variables, labels, key, *, dropout: bool = True,
   variables = state_or_variables
   if isinstance(state_or_variables, (steps_lib.InversionState, steps_lib.TrainState)):
     variables = generator_variables(state_or_variables)
-  if jax.tree.leaves(variables["params"])[0].ndim > jax.tree.leaves(
-      jax.eval_shape(lambda: generator.init(
-          {"params": jax.random.key(0)}, jnp.zeros((1, generator.latent_dim)),
-          jnp.zeros((1, generator.num_classes)), jnp.zeros((1,), jnp.int32),
-          train=False))["params"])[0].ndim:
-    raise ValueError("This state holds an ensemble (a member axis on every leaf); sample one "
-                     "member with jax.tree.map(lambda x: x[i], variables), or use "
-                     "jaxinv.batch_inversion.sample_many for all.")
+  if isinstance(inversion, Inversion) and inversion.members:
+    raise ValueError("This inversion trains an ensemble (a member axis on every leaf); sample one "
+                     "member with jax.tree.map(lambda x: x[i], jaxinv.generator_variables(state)) "
+                     "and its generator, or all with jaxinv.batch_inversion.sample_many.")
   return sampling.sample(generator, jax.device_get(variables), labels, key,
                          batch_size=batch_size, dropout=dropout)

@@ -17,7 +17,9 @@ import numpy as np
 
 from jaxinv import data, metrics, plotting, probes, report, sampling
 from jaxinv.runs import classifier as classifier_run
+from jaxinv.classifier import FEATURES
 from jaxinv.runs import inversion, pixel_inversion
+from jaxinv.runs import target as target_lib
 from jaxinv.runs.workdir import batched
 
 EVAL_BATCH = 500
@@ -34,6 +36,24 @@ def classify_fn(model, layer: str):
   return classify
 
 
+def classify_target(target: target_lib.Target):
+  """`((variables, x) -> (predicted class, features), variables)` of the inverted classifier."""
+  apply_fn = target.classifier.apply_fn
+
+  @jax.jit
+  def classify(variables, x):
+    logits, aux = apply_fn(variables, x)
+    return logits.argmax(-1), aux[FEATURES]
+  return classify, target.classifier.params
+
+
+def _target_record(config, target: target_lib.Target) -> dict:
+  record = {"model": target.architecture, **target.record}
+  if config.init_from:
+    record["workdir"] = str(Path(config.init_from).absolute())
+  return record
+
+
 def first_per_class(labels, num_classes: int, count: int) -> np.ndarray:
   """Indices of the first `count` examples of each class (fewer where a class has fewer)."""
   labels = np.asarray(labels)
@@ -45,7 +65,7 @@ def _summary(run_dir) -> dict:
   return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def load_verifier(verifier_dir, target_config, info):
+def load_verifier(verifier_dir, target_architecture: str, info):
   """The verifier classifier, checked to be of another architecture on the same images."""
   model, variables, config, step = classifier_run.restore(verifier_dir)
   if data.info(config.dataset).image_shape != info.image_shape or \
@@ -53,7 +73,7 @@ def load_verifier(verifier_dir, target_config, info):
     raise ValueError(f"The verifier in {verifier_dir} was trained on {config.dataset}, not on "
                      f"{info.name}'s images and classes; train one with "
                      f"`jaxinv train-classifier --config configs/verifier.py:{info.name}`.")
-  if config.classifier.model == target_config.classifier.model:
+  if config.classifier.model == target_architecture:
     raise ValueError(f"The verifier in {verifier_dir} is a {config.classifier.model!r} like the "
                      "inverted classifier; a verifier must be of another architecture (it should not "
                      "share the target's blind spots). Train one with "
@@ -254,10 +274,9 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   info = data.info(config.dataset)
   summary = _summary(inversion_dir)
   classifier_step = summary.get("classifier", {}).get("step")
-  target_model, target_vars, target_config, classifier_step = classifier_run.restore(
-      config.init_from, classifier_step)
-  target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
-  verifier, verifier_record = _verifier(verifier_dir, target_config, info)
+  inverted = target_lib.load(config, classifier_step)
+  target = classify_target(inverted)
+  verifier, verifier_record = _verifier(verifier_dir, inverted.architecture, info)
   data_dir = data_dir or config.data_dir or None
   real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
   train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
@@ -274,8 +293,7 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
       "inversion_dir": str(inversion_dir.absolute()), "dataset": config.dataset,
       "mode": config.generator.mode, "gamma": config.inversion.gamma, "delta": config.inversion.delta,
       "generator_steps": summary.get("steps"), "member": member,
-      "target_classifier": {"workdir": str(Path(config.init_from).absolute()),
-                            "model": target_config.classifier.model, "step": int(classifier_step)},
+      "target_classifier": _target_record(config, inverted),
       "verifier": verifier_record, "num_per_class": num_per_class, "seed": seed,
       "closeness_per_class": closeness_per_class, "dropout_at_sampling": dropout, **scalars,
   }
@@ -299,11 +317,11 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   return result
 
 
-def _verifier(verifier_dir, target_config, info):
+def _verifier(verifier_dir, target_architecture: str, info):
   """`((classify, variables), record)` of the verifier run, or `(None, None)` without one."""
   if verifier_dir is None:
     return None, None
-  v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_config, info)
+  v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_architecture, info)
   record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
             "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
   return (classify_fn(v_model, "penultimate"), v_vars), record
@@ -319,9 +337,9 @@ def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int =
   info = data.info(config.dataset)
   chosen = first_per_class(labels, info.num_classes, num_per_class)
   gen_images, gen_labels = images[chosen], labels[chosen]
-  target_model, target_vars, target_config, classifier_step = classifier_run.restore(config.init_from)
-  target = (classify_fn(target_model, config.inversion.feature_layer), target_vars)
-  verifier, verifier_record = _verifier(verifier_dir, target_config, info)
+  inverted = target_lib.load(config)
+  target = classify_target(inverted)
+  verifier, verifier_record = _verifier(verifier_dir, inverted.architecture, info)
   data_dir = data_dir or config.data_dir or None
   real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
   train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
@@ -333,8 +351,7 @@ def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int =
   result = {
       "inversion_dir": str(run_dir.absolute()), "dataset": config.dataset, "kind": "pixel_inversion",
       "generator_steps": summary.get("steps"), "pixel_steps": summary.get("steps"),
-      "target_classifier": {"workdir": str(Path(config.init_from).absolute()),
-                            "model": target_config.classifier.model, "step": int(classifier_step)},
+      "target_classifier": _target_record(config, inverted),
       "verifier": verifier_record, "num_per_class": int(np.max(np.bincount(gen_labels))), "seed": seed,
       "num_per_class_requested": num_per_class,
       "closeness_per_class": closeness_per_class, **scalars,

@@ -13,12 +13,12 @@ import numpy as np
 from jaxinv import (checkpoint, data, distributed, ensemble, loop, metrics, plotting, rng, sampling,
                     sharding, steps)
 from jaxinv import config as config_lib
-from jaxinv.classifier import from_linen
+from jaxinv.classifier import FEATURES, Classifier
 from jaxinv.inversion import (Inversion, default_optimizer, ensemble_keys, generator_variables,
                               make_inversion)
 from jaxinv.models.generator import ConditionedGenerator
-from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import options
+from jaxinv.runs import target as target_lib
 from jaxinv.runs.workdir import Workdir, batched, read_config
 
 EVAL_BATCH = 500
@@ -68,18 +68,18 @@ def check_compatible(config, info, classifier_model, classifier_vars, classifier
                      f"classifier's features {sorted(aux)}.")
 
 
-def evaluate(generator, generator_vars, classifier_model, classifier_vars, info, *, per_class: int,
-             key, feature_layer: str, real_images=None, real_labels=None,
-             dropout: bool = True) -> dict:
-  """Target accuracy per class and within-class feature diversity of generated images."""
+def evaluate(generator, generator_vars, classifier, classifier_vars, info, *, per_class: int,
+             key, real_images=None, real_labels=None, dropout: bool = True) -> dict:
+  """Target accuracy per class and within-class feature diversity of generated images;
+  `classifier` is a `jaxinv.Classifier` (its params are `classifier_vars`)."""
   labels = sampling.labels_for(per_class, range(info.num_classes))
   images = sampling.sample(generator, generator_vars, labels, key, batch_size=EVAL_BATCH,
                            dropout=dropout)
 
   @jax.jit
   def classify(variables, x):
-    logits, aux = classifier_model.apply(variables, x, train=False)
-    return logits.argmax(-1), aux[feature_layer]
+    logits, aux = classifier.apply_fn(variables, x)
+    return logits.argmax(-1), aux[FEATURES]
 
   pred, feats = batched(lambda x: classify(classifier_vars, x), [images], EVAL_BATCH)
   result = {
@@ -119,12 +119,11 @@ def initial_state_fn(config, generator, tx):
   return jax.vmap(one) if options.members(config) else one
 
 
-def build_inversion(config, info, classifier_model, classifier_vars, mesh) -> Inversion:
-  """The `jaxinv.make_inversion` that `config` describes, for one of jaxinv's classifiers."""
+def build_inversion(config, info, classifier: Classifier, mesh) -> Inversion:
+  """The `jaxinv.make_inversion` that `config` describes."""
   inv = config.inversion
   return make_inversion(
-      from_linen(classifier_model, classifier_vars, features=inv.feature_layer),
-      info.image_shape, num_classes=info.num_classes, generator=build_generator(config, info),
+      classifier, info.image_shape, num_classes=info.num_classes, generator=build_generator(config, info),
       batch_size=inv.batch_size, optimizer=make_optimizer(config),
       alpha=inv.alpha, beta=inv.beta, gamma=inv.gamma, delta=inv.delta,
       terms=options.inversion_terms(config), input_transform=options.input_transform(config),
@@ -137,9 +136,10 @@ def run(config, workdir) -> dict:
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
   distributed.initialize(config.distributed)
-  if not config.init_from:
+  if not config.init_from and not config.classifier_fn:
     raise ValueError("Inversion needs a trained classifier: pass --config.init_from=CLASSIFIER_WORKDIR "
-                     "(the workdir of a `jaxinv train-classifier` run).")
+                     "(the workdir of a `jaxinv train-classifier` run) or "
+                     "--config.classifier_fn=package.module:factory (your own classifier).")
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
@@ -152,10 +152,10 @@ def run(config, workdir) -> dict:
                if member_list else rng.named_keys(config.seed, ["eval"])["eval"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
-  classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
-      config.init_from)
-  check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
-  inversion = build_inversion(config, info, classifier_model, classifier_vars, mesh)
+  target = target_lib.load(config)
+  if target.config is not None:
+    check_compatible(config, info, target.model, target.classifier.params, target.config)
+  inversion = build_inversion(config, info, target.classifier, mesh)
   fresh = inversion.jit_init()(key)
   # Resume order: this workdir's newest checkpoint, else a fresh generator.
   generator_state, start_step = ckpt.restore_latest(
@@ -167,17 +167,16 @@ def run(config, workdir) -> dict:
     state = fresh.replace(generator=generator_state)
     # Keep inverting the classifier checkpoint this run started with.
     started_with = ckpt.read_meta(start_step).get("classifier", {}).get("step")
-    if started_with is not None and int(started_with) != int(classifier_step):
-      _, classifier_vars, _, classifier_step = classifier_run.restore(config.init_from, started_with)
-      state = state.replace(classifier=sharding.put_replicated(classifier_vars, mesh))
+    if started_with is not None and int(started_with) != target.record["step"]:
+      target = target_lib.load(config, int(started_with))
+      state = state.replace(classifier=sharding.put_replicated(target.classifier.params, mesh))
   # Lines a killed run logged after its last checkpoint (or before its first) are
   # recomputed identically: drop them so each step appears once.
   work.truncate_metrics(start_step)
-  source = {"path": str(Path(config.init_from).absolute() / "checkpoints"), "step": int(classifier_step)}
+  source = target.record
   train_step = inversion.jit_step()
 
-  log.info("inverting %s (step %d) on %s: steps %d to %d%s", config.init_from, classifier_step,
-           config.dataset, start_step, inv.steps,
+  log.info("inverting %s on %s: steps %d to %d%s", source, config.dataset, start_step, inv.steps,
            f", {len(member_list)} ensemble members" if member_list else "")
   try:
     state = loop.train(
@@ -201,12 +200,12 @@ def run(config, workdir) -> dict:
   classifier_vars = distributed.to_host(state.classifier)
   real_x, real_y = data.load(config.dataset, "test", data_dir=config.data_dir or None)
   evaluate_one = functools.partial(
-      evaluate, classifier_model=classifier_model, classifier_vars=classifier_vars, info=info,
-      per_class=inv.eval_samples_per_class, key=eval_keys, feature_layer=inv.feature_layer,
-      real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
+      evaluate, classifier=target.classifier, classifier_vars=classifier_vars, info=info,
+      per_class=inv.eval_samples_per_class, key=eval_keys, real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
   summary = {
       "dataset": config.dataset,
-      "classifier": {"workdir": str(Path(config.init_from).absolute()), **source},
+      "classifier": ({"workdir": str(Path(config.init_from).absolute()), **source}
+                     if config.init_from else source),
       "steps": inv.steps,
   }
   title = f"{config.dataset}: generated, one row per requested class"
