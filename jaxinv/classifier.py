@@ -244,6 +244,9 @@ def from_function(fn: Callable, params, *, inputs: InputSpec = InputSpec()) -> C
 
   def apply_fn(params, images):
     logits, returned = _split_output(fn(params, to_input(images)))
+    if jnp.ndim(logits) != 2:
+      raise ValueError(f"The classifier returns logits of shape {jnp.shape(logits)}; it must return "
+                       "[batch, num_classes].")
     feats = _pick_returned(returned, None)
     feats = logits if feats is None else feats
     return logits, {FEATURES: feats.reshape(feats.shape[0], -1)}

@@ -49,13 +49,14 @@ class Inversion(NamedTuple):
   def jit_init(self) -> Callable:
     """`init` with its outputs replicated over the mesh: the generator created in place
     on every device, the classifier's parameters copied there (never compiled in as
-    constants, and copied so that `jit_step`'s donation never frees the caller's arrays)."""
+    constants); every array is a copy, so `jit_step`'s donation never frees this
+    inversion's own (it can be initialised again) or the caller's."""
     def init(key):
       return steps_lib.InversionState(
           generator=sharding.create_replicated(self.init_generator, self.mesh, key),
           classifier=sharding.put_replicated(self.classifier.params, self.mesh, copy=True),
-          loss_weights=sharding.put_replicated(self.loss_weights, self.mesh),
-          dropout_rate=sharding.put_replicated(self.dropout_rate, self.mesh))
+          loss_weights=sharding.put_replicated(self.loss_weights, self.mesh, copy=True),
+          dropout_rate=sharding.put_replicated(self.dropout_rate, self.mesh, copy=True))
     return init
 
   def jit_step(self) -> Callable:

@@ -235,7 +235,7 @@ def test_step_vmaps_over_seeds_like_separate_runs(digits):
   alone, alone_metrics = jax.jit(inversion.step)(inversion.init(keys[1]), keys[1])
   np.testing.assert_allclose(metrics["loss"][1], alone_metrics["loss"], rtol=1e-5)
   for a, b in zip(jax.tree.leaves(states.generator.params), jax.tree.leaves(alone.generator.params)):
-    np.testing.assert_allclose(a[1], b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a[1], b, rtol=1e-4, atol=1e-4)  # 1/20 of an Adam step (±lr)
 
 
 def test_steps_scan_like_a_python_loop(digits):
@@ -255,7 +255,7 @@ def test_steps_scan_like_a_python_loop(digits):
   np.testing.assert_allclose(metrics["loss"][-1], last["loss"], rtol=1e-5)
   assert int(state_scan.generator.step) == 3
   for a, b in zip(jax.tree.leaves(state_scan.generator.params), jax.tree.leaves(state.generator.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # 1/20 of an Adam step (±lr)
 
 
 def test_fit_resumes_exactly_from_its_checkpoints(tmp_path, digits):
