@@ -1,6 +1,6 @@
 """Invert your own Flax Linen classifier.
 
-    python examples/invert_linen_model.py [--steps 600] [--out linen_samples.png]
+    python examples/invert_linen_model.py [--steps 600] [--out runs/examples/linen_samples.png]
 
 The script first trains a small Linen MLP on scikit-learn's bundled digits (no download;
 28×28 images in [-1, 1]). The model returns logits only, has batch norm and dropout and
@@ -8,6 +8,7 @@ no `train` argument: `jaxinv.from_linen` runs it in inference mode all the same.
 """
 
 import argparse
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -62,7 +63,7 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=600, help="inversion steps")
   parser.add_argument("--classifier-steps", type=int, default=300)
   parser.add_argument("--samples-per-class", type=int, default=100)
-  parser.add_argument("--out", default="linen_samples.png")
+  parser.add_argument("--out", default="runs/examples/linen_samples.png")
   args = parser.parse_args(argv)
 
   x, y = data.load("digits", "train")
@@ -80,6 +81,7 @@ def main(argv=None):
   images = jaxinv.sample(inversion, state, labels, jax.random.key(1))
   accuracy = per_class_accuracy(classifier, images, labels)
   print("target accuracy per class: " + " ".join(f"{a:.3f}" for a in accuracy))
+  Path(args.out).parent.mkdir(parents=True, exist_ok=True)
   plotting.class_grid(images, labels, [str(c) for c in range(10)], per_class=8).savefig(args.out)
   print(f"samples: {args.out}")
   return accuracy
