@@ -24,15 +24,24 @@ _DATASET_DEFAULTS = {
     "svhn_cropped": dict(model="resnet", epochs=10, inversion_steps=3000),
     "cifar10": dict(model="resnet", epochs=30, inversion_steps=3000),
 }
+# A `folder:PATH` dataset (jaxinv.data): any image size, so the ResNet (global pooling).
+_FOLDER_DEFAULTS = dict(model="resnet", epochs=10, inversion_steps=3000)
+
+
+def _defaults_for(dataset) -> dict | None:
+  if data.folder_path(dataset) is not None:
+    return _FOLDER_DEFAULTS
+  return _DATASET_DEFAULTS.get(dataset) if isinstance(dataset, str) else None
 
 
 def default_config(dataset: str = "digits", variant: str | None = None) -> ml_collections.ConfigDict:
   """The full config for `dataset`; `variant="tiny"` shrinks everything for tests."""
-  if dataset not in _DATASET_DEFAULTS:
-    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(_DATASET_DEFAULTS)}.")
+  d = _defaults_for(dataset)
+  if d is None:
+    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(_DATASET_DEFAULTS)} "
+                     f"or {data.FOLDER_PREFIX}PATH.")
   if variant not in (None, "", "tiny"):
     raise ValueError(f"Unknown config variant {variant!r}; the only variant is 'tiny'.")
-  d = _DATASET_DEFAULTS[dataset]
   tiny = variant == "tiny"
   c = ml_collections.ConfigDict()
   c.dataset = dataset
@@ -303,9 +312,10 @@ PIXEL_INVERSION_STARTS = ("shapes", "strokes")
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
-  if not isinstance(config.get("dataset"), str) or config.dataset not in _DATASET_DEFAULTS:
+  if _defaults_for(config.get("dataset")) is None:
     raise ValueError(f"Invalid config:\n  dataset={config.get('dataset')!r}: one of "
-                     f"{sorted(_DATASET_DEFAULTS)}")
+                     f"{sorted(_DATASET_DEFAULTS)}, or {data.FOLDER_PREFIX}PATH for an image "
+                     f"folder (split/class/image) or a .tar/.tar.gz of one")
   reference = _flatten(default_config(config.dataset).to_dict())
   given = _flatten(config.to_dict())
   for field in sorted(set(given) - set(reference)):
@@ -325,7 +335,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not ok:
       errors.append(f"{field}={config_get(config, field)!r}: {allowed}")
 
-  need(config.dataset in data.DATASETS, "dataset", f"one of {data.DATASETS}")
+  need(data.spec_problem(config.dataset) is None, "dataset", str(data.spec_problem(config.dataset)))
   need(config.classifier.model in classifiers.CLASSIFIERS, "classifier.model",
        f"one of {sorted(classifiers.CLASSIFIERS)}")
   need(config.generator.mode in conditioning.MODES, "generator.mode", f"one of {conditioning.MODES}")
@@ -446,6 +456,8 @@ def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.Con
   for field in ("init_from", "data_dir"):
     if config[field]:
       config[field] = str(Path(config[field]).absolute())
+  if data.folder_path(config.dataset) is not None:
+    config.dataset = data.FOLDER_PREFIX + str(data.folder_path(config.dataset).absolute())
   config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
                                               for w in config.classifier_ensemble.workdirs)
   return config

@@ -149,6 +149,9 @@ def run(config, workdir) -> dict:
   work.save_figure(per_class, "data_grid.png")
   summary = {
       "dataset": config.dataset,
+      # Which copy was read (e.g. "CIFAR-10 (JPEG copy)": lossy pixels) and its classes.
+      "data_source": data.source(config.dataset, data_dir=config.data_dir or None),
+      "class_names": list(info.class_names),
       "model": config.classifier.model,
       "steps": total_steps,
       "test_accuracy": float(np.mean(test_pred == test_y)),
