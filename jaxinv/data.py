@@ -88,7 +88,7 @@ def spec_problem(name: str) -> str | None:
   """Why dataset `name` cannot load, from cheap checks only (no decoding); None if none found."""
   path = folder_path(name)
   if path is not None:
-    if not str(path):
+    if name == FOLDER_PREFIX:
       return f"'{FOLDER_PREFIX}' needs a path: {FOLDER_PREFIX}PATH/TO/FOLDER_OR_ARCHIVE"
     return image_folder.source_problem(path)
   if name not in _INFOS:
