@@ -71,6 +71,17 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.log_every = 10 if tiny else 100
   c.classifier.steps = 0  # > 0: train this many steps instead of `epochs` (small subsets)
   c.classifier.mlp_batch_norm = False  # batch norm after each hidden dense layer of the MLP
+  # Training recipe options (the airbench-style CIFAR-10 config turns them on; off = the
+  # plain step): label smoothing s (targets (1 − s)·one-hot + s/K); random left–right
+  # flips and shifts of up to `translate` pixels (reflection-padded) of training images;
+  # an EMA of the weights with this decay, whose average the finished run keeps (0: none);
+  # test predictions from the summed logits of each image and its mirror.
+  c.classifier.label_smoothing = 0.0
+  c.classifier.flip = False
+  c.classifier.translate = 0
+  c.classifier.ema_decay = 0.0
+  c.classifier.test_flips = False
+  c.classifier.widths = ()  # model "airbench": channels of its three blocks (empty: 64, 256, 256)
   # How the CNN's convolutions are differentiated (jaxinv.models.fast_conv): "auto" = the
   # kernel gradient in batch blocks on one CPU device, XLA's own elsewhere. Same function.
   c.classifier.conv_impl = "auto"
@@ -409,6 +420,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "blur sigmas in pixels (non-negative numbers; 0 = white noise), or empty")
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
+  need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")
+  need(0.0 <= config.classifier.ema_decay < 1.0, "classifier.ema_decay", "a decay in [0, 1) (0: no EMA)")
+  need(config.classifier.translate >= 0, "classifier.translate", "a non-negative number of pixels")
+  widths = tuple(config.classifier.widths)
+  need(all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+       and len(widths) in (0, 3), "classifier.widths", "empty or three positive integers")
+  need(not widths or config.classifier.model == "airbench", "classifier.widths",
+       "empty unless classifier.model='airbench' (the only model that reads it)")
   need(config.subset_seed >= 0, "subset_seed", "a non-negative integer")
   need(config.subset_selection in ("first", "stratified"), "subset_selection",
        "'first' (the first max_train_examples images) or 'stratified' (seeded, equal per class)")
