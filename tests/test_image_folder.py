@@ -19,6 +19,7 @@ from jaxinv import config as config_lib
 from jaxinv import data
 from jaxinv.datasets import cifar_bin, image_folder
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck")
 
@@ -329,6 +330,17 @@ def test_folder_dataset_in_a_config(tmp_path, monkeypatch):
   assert config_lib.with_absolute_paths(config).dataset == f"folder:{root.absolute()}"
 
 
+def test_image_folder_config_file_takes_the_path(tmp_path):
+  path = REPO / "configs" / "image_folder.py"
+  root = write_tree(tmp_path / "pets")
+  config = config_lib.load_config(f"{path}:{root},tiny")
+  config_lib.validate(config)
+  assert config.dataset == f"folder:{root}" and config.classifier.epochs == 1
+  assert config_lib.load_config(f"{path}:{root}").classifier.epochs == 10
+  with pytest.raises(ValueError, match="needs the folder or archive"):
+    config_lib.load_config(str(path))
+
+
 def test_config_with_missing_folder_fails_validation(tmp_path):
   config = config_lib.default_config(f"folder:{tmp_path / 'gone'}", "tiny")
   with pytest.raises(ValueError, match=r"dataset='folder:.*gone'.*does not exist"):
@@ -336,3 +348,41 @@ def test_config_with_missing_folder_fails_validation(tmp_path):
   config.dataset = "folder:"
   with pytest.raises(ValueError, match=r"needs a path"):
     config_lib.validate(config)
+
+
+# -------------------------------------------------------------------- CLI
+
+
+def test_train_classifier_on_an_image_folder(tmp_path, monkeypatch):
+  import json
+
+  from jaxinv import cli
+
+  monkeypatch.setenv("JAXINV_TFDS_DIR", str(tmp_path / "prepared"))
+  root = write_tree(tmp_path / "pets", classes=("dog", "cat"), per_class=4)
+  code = cli.main(["train-classifier", "--workdir", str(tmp_path / "cls"),
+                   "--config", f"{REPO / 'configs' / 'image_folder.py'}:{root},tiny",
+                   "--config.classifier.model=mlp",
+                   "--config.classifier.batch_size=4", "--config.classifier.epochs=1"])
+  assert code == 0
+  summary = json.loads((tmp_path / "cls" / "summary.json").read_text())
+  assert summary["class_names"] == ["cat", "dog"]
+  assert summary["data_source"] == f"image folder {root}"
+  assert summary["train_examples"] == 8
+
+
+def test_bad_image_folder_stops_the_command_with_its_name(tmp_path, monkeypatch, capsys):
+  from jaxinv import cli
+
+  monkeypatch.setenv("JAXINV_TFDS_DIR", str(tmp_path / "prepared"))
+  root = write_tree(tmp_path / "pets")
+  (root / "train" / "cat" / "notes.txt").write_text("")
+  mnist_tiny = f"{REPO / 'configs' / 'mnist.py'}:tiny"  # any config takes a folder dataset
+  code = cli.main(["train-classifier", "--workdir", str(tmp_path / "cls"), "--config", mnist_tiny,
+                   f"--config.dataset=folder:{root}"])
+  assert code == 2
+  assert "train/cat/notes.txt is not a PNG or JPEG" in capsys.readouterr().err
+  code = cli.main(["train-classifier", "--workdir", str(tmp_path / "cls"), "--config", mnist_tiny,
+                   f"--config.dataset=folder:{tmp_path / 'missing'}"])
+  assert code == 2
+  assert "missing does not exist" in capsys.readouterr().err
