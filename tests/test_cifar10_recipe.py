@@ -102,3 +102,23 @@ def test_tiny_cifar10_classifier_from_the_jpeg_copy(tmp_path):
   assert summary["model"] == "airbench" and summary["train_examples"] == 256
   assert summary["class_names"][0] == "airplane"
   assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_weight_ema_is_kept_in_the_optimiser_state():
+  from jaxinv.runs import classifier
+
+  config = config_lib.default_config("digits")
+  config.classifier.ema_decay = 0.5
+  tx = classifier.make_optimizer(config, 10)
+  params = {"w": jnp.array([1.0, -2.0])}
+  opt_state = tx.init(params)
+  expected = params["w"]
+  for _ in range(3):
+    updates, opt_state = tx.update({"w": jnp.array([0.3, 0.1])}, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    expected = 0.5 * expected + 0.5 * params["w"]
+  np.testing.assert_allclose(classifier.ema_params(opt_state)["w"], expected, rtol=1e-6)
+  # Off (the default): the plain AdamW state, as before.
+  config.classifier.ema_decay = 0.0
+  state = classifier.make_optimizer(config, 10).init(params)
+  assert not any(isinstance(s, classifier.EmaState) for s in state)
