@@ -123,6 +123,12 @@ def test_cifar10_label_file_of_wrong_length(jpeg_copy, tmp_path):
   assert_nothing_prepared(tmp_path / "prepared")
 
 
+def test_cifar10_missing_archive(jpeg_copy, tmp_path):
+  (jpeg_copy / "cifar10_jpeg" / "cifar10-jpeg.tar.gz").unlink()
+  with pytest.raises(data.DataError, match=r"cifar10-jpeg\.tar\.gz is missing.*remove the folder"):
+    load_cifar("test", jpeg_copy, tmp_path / "prepared")
+
+
 def test_cifar10_missing_label_file(jpeg_copy, tmp_path):
   (jpeg_copy / "cifar10_jpeg" / "train_labels.txt").unlink()
   with pytest.raises(data.DataError, match=r"train_labels\.txt is missing"):

@@ -22,7 +22,8 @@ SOURCE = "CIFAR-10 (JPEG copy)"
 
 
 def has_files(folder: pathlib.Path) -> bool:
-  return (folder / ARCHIVE).exists()
+  # The folder, not the archive: a copy missing a file is reported, not silently skipped.
+  return folder.is_dir()
 
 
 def load_split(folder: pathlib.Path, split: str, *, cache_root: pathlib.Path,
