@@ -24,15 +24,24 @@ _DATASET_DEFAULTS = {
     "svhn_cropped": dict(model="resnet", epochs=10, inversion_steps=3000),
     "cifar10": dict(model="resnet", epochs=30, inversion_steps=3000),
 }
+# A `folder:PATH` dataset (jaxinv.data): any image size, so the ResNet (global pooling).
+_FOLDER_DEFAULTS = dict(model="resnet", epochs=10, inversion_steps=3000)
+
+
+def _defaults_for(dataset) -> dict | None:
+  if data.folder_path(dataset) is not None:
+    return _FOLDER_DEFAULTS
+  return _DATASET_DEFAULTS.get(dataset) if isinstance(dataset, str) else None
 
 
 def default_config(dataset: str = "digits", variant: str | None = None) -> ml_collections.ConfigDict:
   """The full config for `dataset`; `variant="tiny"` shrinks everything for tests."""
-  if dataset not in _DATASET_DEFAULTS:
-    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(_DATASET_DEFAULTS)}.")
+  d = _defaults_for(dataset)
+  if d is None:
+    raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(_DATASET_DEFAULTS)} "
+                     f"or {data.FOLDER_PREFIX}PATH.")
   if variant not in (None, "", "tiny"):
     raise ValueError(f"Unknown config variant {variant!r}; the only variant is 'tiny'.")
-  d = _DATASET_DEFAULTS[dataset]
   tiny = variant == "tiny"
   c = ml_collections.ConfigDict()
   c.dataset = dataset
@@ -66,6 +75,17 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.log_every = 10 if tiny else 100
   c.classifier.steps = 0  # > 0: train this many steps instead of `epochs` (small subsets)
   c.classifier.mlp_batch_norm = False  # batch norm after each hidden dense layer of the MLP
+  # Training recipe options (the airbench-style CIFAR-10 config turns them on; off = the
+  # plain step): label smoothing s (targets (1 − s)·one-hot + s/K); random left–right
+  # flips and shifts of up to `translate` pixels (reflection-padded) of training images;
+  # an EMA of the weights with this decay, whose average the finished run keeps (0: none);
+  # test predictions from the summed logits of each image and its mirror.
+  c.classifier.label_smoothing = 0.0
+  c.classifier.flip = False
+  c.classifier.translate = 0
+  c.classifier.ema_decay = 0.0
+  c.classifier.test_flips = False
+  c.classifier.widths = ()  # model "airbench": channels of its three blocks (empty: 64, 256, 256)
   # How the CNN's convolutions are differentiated (jaxinv.models.fast_conv): "auto" = the
   # kernel gradient in batch blocks on one CPU device, XLA's own elsewhere. Same function.
   c.classifier.conv_impl = "auto"
@@ -307,9 +327,10 @@ PIXEL_INVERSION_STARTS = ("shapes", "strokes")
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
-  if not isinstance(config.get("dataset"), str) or config.dataset not in _DATASET_DEFAULTS:
+  if _defaults_for(config.get("dataset")) is None:
     raise ValueError(f"Invalid config:\n  dataset={config.get('dataset')!r}: one of "
-                     f"{sorted(_DATASET_DEFAULTS)}")
+                     f"{sorted(_DATASET_DEFAULTS)}, or {data.FOLDER_PREFIX}PATH for an image "
+                     f"folder (split/class/image) or a .tar/.tar.gz of one")
   reference = _flatten(default_config(config.dataset).to_dict())
   given = _flatten(config.to_dict())
   for field in sorted(set(given) - set(reference)):
@@ -329,7 +350,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not ok:
       errors.append(f"{field}={config_get(config, field)!r}: {allowed}")
 
-  need(config.dataset in data.DATASETS, "dataset", f"one of {data.DATASETS}")
+  need(data.spec_problem(config.dataset) is None, "dataset", str(data.spec_problem(config.dataset)))
   need(config.classifier.model in classifiers.CLASSIFIERS, "classifier.model",
        f"one of {sorted(classifiers.CLASSIFIERS)}")
   need(config.generator.mode in conditioning.MODES, "generator.mode", f"one of {conditioning.MODES}")
@@ -406,6 +427,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "blur sigmas in pixels (non-negative numbers; 0 = white noise), or empty")
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
+  need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")
+  need(0.0 <= config.classifier.ema_decay < 1.0, "classifier.ema_decay", "a decay in [0, 1) (0: no EMA)")
+  need(config.classifier.translate >= 0, "classifier.translate", "a non-negative number of pixels")
+  widths = tuple(config.classifier.widths)
+  need(all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+       and len(widths) in (0, 3), "classifier.widths", "empty or three positive integers")
+  need(not widths or config.classifier.model == "airbench", "classifier.widths",
+       "empty unless classifier.model='airbench' (the only model that reads it)")
   need(config.subset_seed >= 0, "subset_seed", "a non-negative integer")
   need(config.subset_selection in ("first", "stratified"), "subset_selection",
        "'first' (the first max_train_examples images) or 'stratified' (seeded, equal per class)")
@@ -456,6 +485,8 @@ def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.Con
   module, _, factory = config.classifier_fn.rpartition(":")
   if module.endswith(".py"):  # a file: absolute too; a module name stays as it is
     config.classifier_fn = f"{Path(module).absolute()}:{factory}"
+  if data.folder_path(config.dataset) is not None:
+    config.dataset = data.FOLDER_PREFIX + str(data.folder_path(config.dataset).absolute())
   config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
                                               for w in config.classifier_ensemble.workdirs)
   return config

@@ -8,13 +8,21 @@
 | mnist         | 28x28x1  | official IDX files -> TFDS array_record (no TensorFlow)    |
 | fashion_mnist | 28x28x1  | same as mnist                                              |
 | svhn_cropped  | 32x32x3  | TFDS stock builder (needs TensorFlow)                      |
-| cifar10       | 32x32x3  | local CIFAR binary batches, else TFDS stock (TensorFlow)   |
+| cifar10       | 32x32x3  | local JPEG copy, else binary batches, else TFDS (TensorFlow) |
+| folder:PATH   | any      | your own `split/class/image` folder or .tar(.gz) of one    |
 
 Local files are looked up in `data_dir` (default: env `JAXINV_DATA_DIR`),
-one subfolder per dataset: `mnist/`, `fashion_mnist/`, `cifar10/`. TFDS
-datasets are prepared under `tfds_dir` (default: env `JAXINV_TFDS_DIR`, else
-TFDS's default data dir) and reused on later calls. Problems with the data
-raise `DataError`, a `ValueError` whose message names the file and the fix.
+one subfolder per dataset: `mnist/`, `fashion_mnist/`, `cifar10_jpeg/` or
+`cifar10/`. TFDS datasets, image folders and the CIFAR-10 JPEG copy are
+prepared (decoded once) under `tfds_dir` (default: env `JAXINV_TFDS_DIR`,
+else TFDS's default data dir) and reused on later calls. `source(name)`
+says which copy a load reads, for run records. Problems with the data raise
+`DataError`, a `ValueError` whose message names the file and the fix.
+
+A `folder:PATH` dataset (`jaxinv.datasets.image_folder`) carries its path in
+its name, so every command takes it as `--config.dataset=folder:PATH`; its
+classes are the folder names, sorted, and `info()` reads them (and the image
+shape) from the prepared data, preparing it on first use.
 """
 
 import dataclasses
@@ -25,14 +33,18 @@ import jax
 import numpy as np
 
 from jaxinv.datasets import cifar_bin
+from jaxinv.datasets import cifar_jpeg
 from jaxinv.datasets import digits
+from jaxinv.datasets import image_folder
 from jaxinv.datasets import idx_files
 from jaxinv.datasets.errors import DataError
 
-__all__ = ["DATASETS", "SPLITS", "DataError", "DatasetInfo", "info", "load", "resize_images"]
+__all__ = ["DATASETS", "FOLDER_PREFIX", "SPLITS", "DataError", "DatasetInfo", "folder_path",
+           "info", "is_dataset", "load", "resize_images", "source", "spec_problem"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "svhn_cropped", "cifar10")
 SPLITS: tuple[str, ...] = ("train", "test")
+FOLDER_PREFIX = "folder:"  # dataset "folder:PATH": an image folder or archive of one
 
 DATA_DIR_ENV = "JAXINV_DATA_DIR"
 TFDS_DIR_ENV = "JAXINV_TFDS_DIR"
@@ -60,11 +72,68 @@ _INFOS = {
 }
 
 
-def info(name: str) -> DatasetInfo:
-  """Shape and classes of dataset `name`, without loading anything."""
+def folder_path(name: str) -> pathlib.Path | None:
+  """The path of a `folder:PATH` dataset name, else None."""
+  if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+    return pathlib.Path(name[len(FOLDER_PREFIX):]).expanduser()
+  return None
+
+
+def is_dataset(name: str) -> bool:
+  """Whether `name` names a dataset: one of `DATASETS`, or `folder:PATH`."""
+  return name in _INFOS or folder_path(name) is not None
+
+
+def spec_problem(name: str) -> str | None:
+  """Why dataset `name` cannot load, from cheap checks only (no decoding); None if none found."""
+  path = folder_path(name)
+  if path is not None:
+    if name == FOLDER_PREFIX:
+      return f"'{FOLDER_PREFIX}' needs a path: {FOLDER_PREFIX}PATH/TO/FOLDER_OR_ARCHIVE"
+    return image_folder.source_problem(path)
   if name not in _INFOS:
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return f"one of {DATASETS}, or {FOLDER_PREFIX}PATH for an image folder or archive"
+  return None
+
+
+def info(name: str, *, tfds_dir: str | os.PathLike | None = None) -> DatasetInfo:
+  """Shape and classes of dataset `name`, without loading anything.
+
+  A `folder:PATH` dataset is the exception: its classes and shape are those of
+  its prepared data, so the first call prepares it (decodes it once) under
+  `tfds_dir` (see `load`).
+  """
+  path = folder_path(name)
+  if path is not None:
+    prepared = image_folder.prepare(path, _prepared_root(tfds_dir))
+    return DatasetInfo(name, prepared.image_shape, len(prepared.class_names),
+                       prepared.class_names)
+  if name not in _INFOS:
+    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
+                     f"or {FOLDER_PREFIX}PATH")
   return _INFOS[name]
+
+
+def source(name: str, *, data_dir: str | os.PathLike | None = None,
+           download: bool | None = None) -> str:
+  """Which copy of dataset `name` `load` reads with these arguments, in words, for run
+  records (e.g. "CIFAR-10 (JPEG copy)": lossy pixels, unlike the official files)."""
+  path = folder_path(name)
+  if path is not None:
+    return f"image folder {path.absolute()}"
+  info(name)  # unknown names fail here
+  data_dir = _resolve_dir(data_dir, DATA_DIR_ENV)
+  if name == "cifar10":
+    local = _cifar10_local(data_dir, download)
+    if local is not None:
+      return (cifar_jpeg.SOURCE if local.name == "cifar10_jpeg"
+              else "CIFAR-10 (binary batches in " + str(local) + ")")
+    return "CIFAR-10 (TFDS)"
+  if name in ("mnist", "fashion_mnist"):
+    return f"{name} (official IDX files)"
+  if name == "digits":
+    return "scikit-learn digits, upsampled to 28x28"
+  return f"{name} (TFDS)"
 
 
 def load(name: str, split: str, *, data_dir: str | os.PathLike | None = None,
@@ -84,7 +153,7 @@ def load(name: str, split: str, *, data_dir: str | os.PathLike | None = None,
       files exist. A dataset already prepared under `tfds_dir` is reused
       either way.
   """
-  expected = info(name)
+  expected = info(name, tfds_dir=tfds_dir)
   if split not in SPLITS:
     raise ValueError(f"unknown split {split!r} for {name}; allowed: {', '.join(SPLITS)}")
   data_dir = _resolve_dir(data_dir, DATA_DIR_ENV)
@@ -106,9 +175,38 @@ def _resolve_dir(path, env_var: str) -> pathlib.Path | None:
   return pathlib.Path(path).expanduser() if path is not None else None
 
 
+def _prepared_root(tfds_dir) -> pathlib.Path:
+  """Where decoded image folders go: beside the TFDS datasets (TFDS's own default
+  without importing TFDS, which takes seconds)."""
+  root = _resolve_dir(tfds_dir, TFDS_DIR_ENV)
+  return root if root is not None else pathlib.Path(
+      os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+
+
+def _cifar10_local(data_dir, download) -> pathlib.Path | None:
+  """The local CIFAR-10 folder `load` reads: the JPEG copy, else binary batches, else None."""
+  if download is True or data_dir is None:
+    return None
+  if cifar_jpeg.has_files(data_dir / "cifar10_jpeg"):
+    return data_dir / "cifar10_jpeg"
+  if cifar_bin.has_files(data_dir / "cifar10"):
+    return data_dir / "cifar10"
+  return None
+
+
 def _load_uint8(name, split, data_dir, tfds_dir, download):
   if name == "digits":
     return digits.load_split(split)
+  path = folder_path(name)
+  if path is not None:
+    return image_folder.read_split(image_folder.prepare(path, _prepared_root(tfds_dir)), split)
+  if name == "cifar10":
+    local = _cifar10_local(data_dir, download)
+    if local is not None and local.name == "cifar10_jpeg":
+      return cifar_jpeg.load_split(local, split, cache_root=_prepared_root(tfds_dir),
+                                   class_names=_INFOS["cifar10"].class_names)
+    if local is not None:
+      return cifar_bin.load_split(local, split)
   # TFDS is imported only when a TFDS dataset is loaded: it takes seconds to import,
   # and models, steps and benchmarks need none of it.
   from jaxinv.datasets import idx_tfds, stock_tfds
@@ -116,13 +214,12 @@ def _load_uint8(name, split, data_dir, tfds_dir, download):
     return idx_tfds.load_split(name, split, data_dir=data_dir, tfds_dir=tfds_dir,
                                download=download)
   if name == "cifar10":
-    local = data_dir / "cifar10" if data_dir is not None else None
-    if download is not True and local is not None and cifar_bin.has_files(local):
-      return cifar_bin.load_split(local, split)
     return stock_tfds.load_split(
         name, split, tfds_dir=tfds_dir, download=download,
         local_hint=(", or put the CIFAR-10 binary batches (data_batch_*.bin, "
-                    "test_batch*.bin) in <data_dir>/cifar10/ and set JAXINV_DATA_DIR"))
+                    "test_batch*.bin) in <data_dir>/cifar10/, or the JPEG copy "
+                    "(cifar10-jpeg.tar.gz and its label files) in <data_dir>/cifar10_jpeg/, "
+                    "and set JAXINV_DATA_DIR"))
   return stock_tfds.load_split(name, split, tfds_dir=tfds_dir, download=download)
 
 

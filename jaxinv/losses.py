@@ -22,6 +22,12 @@ def cross_entropy(logits, label):
   return -jax.nn.log_softmax(logits)[label]
 
 
+def smoothed_cross_entropy(logits, label, smoothing):
+  """Cross-entropy against (1 − smoothing)·one-hot(label) + smoothing / K, for one example."""
+  log_p = jax.nn.log_softmax(logits)
+  return -(1.0 - smoothing) * log_p[label] - smoothing * jnp.mean(log_p)
+
+
 def _safe_norm(f):
   # sqrt of a floored square: the gradient stays finite at f = 0.
   return jnp.sqrt(jnp.maximum(jnp.sum(f * f), _EPS * _EPS))

@@ -18,6 +18,7 @@ import optax
 from jaxinv import conditioning, feature_stats, losses
 
 LOSS_TERMS = ("kl", "ce", "cosine", "orthogonality")
+_AUGMENT_STREAM = zlib.crc32(b"augment")  # folded into a step's key for its augmentation draws
 
 
 @flax.struct.dataclass
@@ -55,18 +56,32 @@ def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
                     batch_stats=batch_stats, opt_state=opt_state)
 
 
-def make_classifier_step(model: nn.Module, tx) -> Callable:
+def make_classifier_step(model: nn.Module, tx, *, label_smoothing: float = 0.0,
+                         augment: Callable | None = None) -> Callable:
   """Cross-entropy step on a batch `{"image": [B,H,W,C], "label": [B]}`, optionally with
-  per-example weights `"weight": [B]`."""
+  per-example weights `"weight": [B]`.
+
+  `label_smoothing` > 0 trains against (1 − s)·one-hot + s/K; `augment`, when given, is
+  `(images, key) -> images` applied to the batch first (e.g. `transforms.make_augmentation`).
+  With both off the step is the plain cross-entropy step, unchanged.
+  """
 
   def step(state: TrainState, batch, key):
     key = jax.random.fold_in(key, state.step)
+    images = batch["image"]
+    if augment is not None:
+      # A key of its own: the dropout masks stay those of an unaugmented run.
+      images = augment(images, jax.random.fold_in(key, _AUGMENT_STREAM))
 
     def loss_fn(params):
       (logits, _), updates = model.apply(
-          {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+          {"params": params, "batch_stats": state.batch_stats}, images, train=True,
           rngs={"dropout": key}, mutable=["batch_stats"])
-      per_example = jax.vmap(losses.cross_entropy)(logits, batch["label"])
+      if label_smoothing:
+        per_example = jax.vmap(losses.smoothed_cross_entropy, in_axes=(0, 0, None))(
+            logits, batch["label"], label_smoothing)
+      else:
+        per_example = jax.vmap(losses.cross_entropy)(logits, batch["label"])
       if "weight" in batch:  # class-weighted CE (the OOD garbage class): Σ w·CE / Σ w
         loss = jnp.sum(batch["weight"] * per_example) / jnp.sum(batch["weight"])
       else:

@@ -42,3 +42,27 @@ def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool 
         images, keys)
 
   return transform
+
+def make_augmentation(*, flip: bool = False, translate: int = 0):
+  """Training-data augmentation `(images [B,H,W,C], key) -> images`, or None when off:
+  a random shift of up to `translate` pixels in each direction (a crop of the image
+  padded by reflection, so no blank border appears) and, if `flip`, a left–right
+  mirror with probability ½; one draw per image."""
+  if not flip and not translate:
+    return None
+
+  def augment(images, key):
+    k_shift, k_flip = jax.random.split(key)
+    n, h, w, _ = images.shape
+    if translate:
+      padded = jnp.pad(images, ((0, 0), (translate, translate), (translate, translate), (0, 0)),
+                       mode="reflect")
+      offsets = jax.random.randint(k_shift, (n, 2), 0, 2 * translate + 1)
+      images = jax.vmap(lambda x, o: jax.lax.dynamic_slice(x, (o[0], o[1], 0), (h, w, x.shape[-1])))(
+          padded, offsets)
+    if flip:
+      mirrored = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
+      images = jnp.where(mirrored, images[:, :, ::-1, :], images)
+    return images
+
+  return augment

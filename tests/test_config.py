@@ -10,7 +10,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
                                       "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier",
-                                      "faithful", "reconstruct"}
+                                      "faithful", "reconstruct", "image_folder"}
 
 
 def test_verifier_config_names_its_dataset():
@@ -34,7 +34,8 @@ def test_reconstruct_config_names_dataset_model_and_size():
     config_lib.load_config(f"{path}:mnist,cnn")
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ("verifier", "faithful", "reconstruct")],
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem not in ("verifier", "faithful", "reconstruct",
+                                                                 "image_folder")],
                          ids=lambda p: p.stem)
 @pytest.mark.parametrize("variant", ["", ":tiny"])
 def test_every_config_builds_and_validates(path, variant):

@@ -68,6 +68,7 @@ def mnist_copy(data_dir, tmp_path) -> pathlib.Path:
 
 
 def test_info_for_every_dataset():
+  # (folder:PATH datasets are tested in test_image_folder.py)
   for name in data.DATASETS:
     meta = data.info(name)
     assert meta.name == name
@@ -262,9 +263,11 @@ def test_idx_header_is_validated(tmp_path):
 # ----------------------------------------------------------------- CIFAR-10
 
 
-def test_cifar10_from_local_binary_batches(data_dir):
-  train_x, train_y = data.load("cifar10", "train", data_dir=data_dir, download=False)
-  test_x, test_y = data.load("cifar10", "test", data_dir=data_dir, download=False)
+def test_cifar10_from_local_binary_batches(data_dir, tmp_path):
+  # Only the binary batches: a cifar10_jpeg/ beside them would be read first.
+  (tmp_path / "cifar10").symlink_to((data_dir / "cifar10").resolve())
+  train_x, train_y = data.load("cifar10", "train", data_dir=tmp_path, download=False)
+  test_x, test_y = data.load("cifar10", "test", data_dir=tmp_path, download=False)
   assert train_x.shape == (200, 32, 32, 3) and test_x.shape == (20, 32, 32, 3)
   assert train_x.dtype == np.float32 and train_y.dtype == np.int32
   assert -1.0 <= train_x.min() and train_x.max() <= 1.0

@@ -8,6 +8,7 @@ the diversity losses use. Batch norm keeps its running statistics in the
 from typing import Sequence
 
 import flax.linen as nn
+import numpy as np
 
 from jaxinv.models.layers import Conv, max_pool_2x2
 
@@ -104,7 +105,66 @@ class SmallResNet(nn.Module):
     return nn.Dense(self.num_classes, name="head")(h), aux
 
 
-CLASSIFIERS = {"mlp": MLP, "cnn": PaperCNN, "resnet": SmallResNet}
+class WhitenedConvNet(nn.Module):
+  """A fast-training CIFAR net after Keller Jordan's airbench recipe: a 2×2 patch-whitening
+  convolution (its kernel set from the data by `patch_whitening_kernel`), then blocks of
+  [conv → 2×2 max pool → batch norm → GELU → conv → batch norm → GELU], a global max
+  pool and a bias-free linear head with small logits."""
+
+  num_classes: int
+  widths: Sequence[int] = (64, 256, 256)
+  whiten_width: int = 24  # 2 × the 12 dimensions of a 2×2×3 patch (each filter and its negative)
+  logit_scale: float = 1 / 9  # small logits at the start, as in the recipe
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    # Running statistics move fast (Flax momentum 0.6): the recipe trains for few steps.
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.6, name=name)
+    h = Conv(self.whiten_width, (2, 2), padding="VALID", impl=self.conv_impl, name="whiten")(x)
+    h = nn.gelu(h)
+    aux = {}
+    for i, width in enumerate(self.widths):
+      h = Conv(width, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl,
+               name=f"block{i}_conv0")(h)
+      h = nn.gelu(norm(f"block{i}_bn0")(max_pool_2x2(h)))
+      h = Conv(width, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl,
+               name=f"block{i}_conv1")(h)
+      h = nn.gelu(norm(f"block{i}_bn1")(h))
+      aux[f"block{i}"] = h
+    features = h.max(axis=(1, 2))
+    aux["penultimate"] = features
+    logits = nn.Dense(self.num_classes, use_bias=False, name="head")(features) * self.logit_scale
+    return logits, aux
+
+
+def patch_whitening_kernel(images: np.ndarray, out_channels: int = 24,
+                           eps: float = 5e-4) -> np.ndarray:
+  """The `whiten` kernel (2, 2, C, out_channels) of `WhitenedConvNet` for these images.
+
+  Filters are the eigenvectors of the 2×2-patch covariance scaled by 1/√(λ + eps),
+  so the layer's outputs are decorrelated with unit variance; the second half are
+  the first half negated, so the GELU after them passes both signs.
+  """
+  images = np.asarray(images, np.float64)
+  n, h, w, c = images.shape
+  patches = np.stack([images[:, dy:h - 1 + dy, dx:w - 1 + dx] for dy in (0, 1) for dx in (0, 1)],
+                     axis=-2)  # [n, h-1, w-1, 4 (dy, dx), c]: the kernel's (kh, kw, cin) order
+  patches = patches.reshape(-1, 4 * c)
+  patches = patches - patches.mean(axis=0)
+  covariance = patches.T @ patches / len(patches)
+  eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
+  filters = eigenvectors[:, ::-1] / np.sqrt(eigenvalues[::-1] + eps)  # columns: strongest first
+  half = out_channels // 2
+  if half > 4 * c or out_channels % 2:
+    raise ValueError(f"out_channels={out_channels} must be even and at most {2 * 4 * c} "
+                     f"for {c}-channel images")
+  filters = filters[:, :half]
+  kernel = np.concatenate([filters, -filters], axis=1)
+  return kernel.reshape(2, 2, c, out_channels).astype(np.float32)
+
+
+CLASSIFIERS = {"mlp": MLP, "cnn": PaperCNN, "resnet": SmallResNet, "airbench": WhitenedConvNet}
 
 
 def build_classifier(name: str, num_classes: int, **kwargs) -> nn.Module:

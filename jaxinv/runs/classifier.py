@@ -3,6 +3,7 @@
 import logging
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import numpy as np
 import optax
 
 from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
+from jaxinv import transforms
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv import loop
@@ -23,6 +25,10 @@ def build_model(config, num_classes: int):
   extra = {"batch_norm": True} if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm else {}
   if config.classifier.model == "cnn":
     extra["conv_impl"] = config.classifier.conv_impl
+  if config.classifier.model == "airbench":  # no dropout: the recipe regularises otherwise
+    widths = {"widths": tuple(config.classifier.widths)} if config.classifier.widths else {}
+    return classifiers.build_classifier("airbench", num_classes,
+                                        conv_impl=config.classifier.conv_impl, **widths)
   return classifiers.build_classifier(config.classifier.model, num_classes,
                                       dropout_rate=config.classifier.dropout_rate, **extra)
 
@@ -35,10 +41,37 @@ def epoch_steps(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
+class EmaState(NamedTuple):
+  ema: Any  # exponential moving average of the parameters after each update
+
+
+def track_ema(decay: float) -> optax.GradientTransformation:
+  """Leaves the updates as they are and keeps an EMA of the updated parameters in its
+  state: the average is checkpointed and resumed with the optimiser, nothing else."""
+
+  def init(params):
+    return EmaState(jax.tree.map(jnp.asarray, params))
+
+  def update(updates, state, params):
+    new_params = optax.apply_updates(params, updates)
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, new_params)
+    return updates, EmaState(ema)
+
+  return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(config, total_steps: int):
   schedule = optax.cosine_decay_schedule(config.classifier.learning_rate, max(total_steps, 1))
-  return optax.adamw(schedule, eps=config.classifier.adam_eps,
-                     weight_decay=config.classifier.weight_decay)
+  tx = optax.adamw(schedule, eps=config.classifier.adam_eps,
+                   weight_decay=config.classifier.weight_decay)
+  if config.classifier.ema_decay:
+    tx = optax.chain(tx, track_ema(config.classifier.ema_decay))
+  return tx
+
+
+def ema_params(opt_state):
+  """The parameter EMA inside `make_optimizer`'s state (with classifier.ema_decay > 0)."""
+  return opt_state[-1].ema
 
 
 def train_indices(config, labels) -> np.ndarray:
@@ -55,9 +88,40 @@ def load_split(config, split: str):
   return images, labels
 
 
-def init_state(config, model, image_shape, tx, key):
+def init_state(config, model, image_shape, tx, key, whiten_kernel=None):
+  """A fresh state; `whiten_kernel` (airbench) replaces the first conv's random kernel."""
   variables = model.init(key, jnp.zeros((1, *image_shape), jnp.float32))
+  if whiten_kernel is not None:
+    params = dict(variables["params"])
+    params["whiten"] = {**params["whiten"], "kernel": jnp.asarray(whiten_kernel)}
+    variables = {**variables, "params": params}
   return steps.init_train_state(variables, tx)
+
+
+# Images the whitening statistics are computed from (the recipe's 5000 would need ~0.5 GB of
+# float64 patches on the host; 2000 give the same leading eigenvectors to within noise).
+WHITENING_IMAGES = 2000
+
+
+def whitening_kernel(config, train_x):
+  """The airbench model's data-derived first-layer kernel, else None."""
+  if config.classifier.model != "airbench":
+    return None
+  model = build_model(config, 1)
+  return classifiers.patch_whitening_kernel(train_x[:WHITENING_IMAGES], model.whiten_width)
+
+
+def predict_fn(config, model):
+  """`(variables, images) -> predicted labels`; with classifier.test_flips, from the summed
+  logits of each image and its mirror."""
+
+  def predict(variables, x):
+    logits = model.apply(variables, x, train=False)[0]
+    if config.classifier.test_flips:
+      logits = logits + model.apply(variables, x[:, :, ::-1, :], train=False)[0]
+    return logits.argmax(-1)
+
+  return predict
 
 
 def fingerprint(config) -> dict:
@@ -65,6 +129,8 @@ def fingerprint(config) -> dict:
   record = {"dataset": config.dataset, "model": config.classifier.model}
   if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm:
     record["batch_norm"] = True  # only when set: older MLP checkpoints keep their fingerprint
+  if config.classifier.widths:
+    record["widths"] = list(config.classifier.widths)
   return record
 
 
@@ -91,8 +157,9 @@ def run(config, workdir) -> dict:
   keys = rng.named_keys(config.seed, ["init", "dropout"])
   model = build_model(config, info.num_classes)
   tx = make_optimizer(config, total_steps)
+  kernel = whitening_kernel(config, train_x)
   fresh = sharding.create_replicated(
-      lambda key: init_state(config, model, info.image_shape, tx, key), mesh, keys["init"])
+      lambda key: init_state(config, model, info.image_shape, tx, key, kernel), mesh, keys["init"])
   ckpt = open_checkpoints(config, work.checkpoint_dir)
   work.start(config, resuming=ckpt.latest_step() is not None)
   if config.max_train_examples and distributed.is_primary():
@@ -113,8 +180,12 @@ def run(config, workdir) -> dict:
   # recomputed identically: drop them so each step appears once.
   work.truncate_metrics(start_step)
   replicated = sharding.replicated(mesh)
-  train_step = jax.jit(steps.make_classifier_step(model, tx), donate_argnums=0,
-                       out_shardings=(replicated, replicated))
+  augment = transforms.make_augmentation(flip=config.classifier.flip,
+                                         translate=config.classifier.translate)
+  train_step = jax.jit(steps.make_classifier_step(model, tx,
+                                                  label_smoothing=config.classifier.label_smoothing,
+                                                  augment=augment),
+                       donate_argnums=0, out_shardings=(replicated, replicated))
 
   def step_fn(state, step):
     epoch, index = divmod(step, steps_per_epoch)
@@ -124,6 +195,9 @@ def run(config, workdir) -> dict:
     idx = idx[distributed.local_slice(batch_size)]  # this process's rows (all of them on one)
     batch = sharding.put_batch({"image": train_x[idx], "label": train_y[idx]}, mesh)
     state, step_metrics = train_step(state, batch, keys["dropout"])
+    if config.classifier.ema_decay and step + 1 == total_steps:
+      # The last state (checkpointed, evaluated, inverted) holds the averaged weights.
+      state = state.replace(params=ema_params(state.opt_state))
     return state, {**step_metrics, "epoch": epoch}
 
   log.info("classifier %s on %s: steps %d to %d", config.classifier.model, config.dataset,
@@ -142,13 +216,16 @@ def run(config, workdir) -> dict:
     return {"process_index": jax.process_index(), "steps": total_steps}
   # Host copies: evaluation runs on this process's devices only.
   variables = distributed.to_host({"params": state.params, "batch_stats": state.batch_stats})
-  predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0].argmax(-1))
+  predict = jax.jit(predict_fn(config, model))
   test_pred = batched(lambda x: predict(variables, x), [test_x], EVAL_BATCH)
   per_class = plotting.class_grid(test_x, test_y, info.class_names,
                                   title=f"{config.dataset}: real test images")
   work.save_figure(per_class, "data_grid.png")
   summary = {
       "dataset": config.dataset,
+      # Which copy was read (e.g. "CIFAR-10 (JPEG copy)": lossy pixels) and its classes.
+      "data_source": data.source(config.dataset, data_dir=config.data_dir or None),
+      "class_names": list(info.class_names),
       "model": config.classifier.model,
       "steps": total_steps,
       "test_accuracy": float(np.mean(test_pred == test_y)),

@@ -518,9 +518,9 @@ def load_ood_set(name: str, config, id_test: np.ndarray) -> np.ndarray:
     return ood.flipped(id_test)
   if name == "inverted":
     return ood.inverted(id_test)
-  if name not in data.DATASETS:
-    raise ValueError(f"Unknown OOD set {name!r}; choose from {list(data.DATASETS)} or "
-                     f"{list(ood.SYNTHETIC_SETS)}.")
+  if not data.is_dataset(name):
+    raise ValueError(f"Unknown OOD set {name!r}; choose from {list(data.DATASETS)}, "
+                     f"{data.FOLDER_PREFIX}PATH or {list(ood.SYNTHETIC_SETS)}.")
   if name == config.dataset:
     raise ValueError(f"{name} is the in-distribution dataset; choose another OOD set.")
   images, _ = data.load(name, "test", data_dir=config.data_dir or None)
