@@ -127,6 +127,14 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.priors.total_variation = 0.0
   c.priors.l2 = 0.0
   c.priors.pixel_range = 0.0
+  c.priors.ink = 0.0  # hinge below 10 % mean ink (near-blank images; jaxinv.priors.ink)
+  # Diversity beyond the feature cosine (jaxinv.diversity): pixel cosine of same-label
+  # images, and mode seeking (images that move with their latents).
+  c.priors.pixel_cosine = 0.0
+  c.priors.mode_seeking = 0.0
+  # The other classes' logits kept `margin_size` below the target's (jaxinv.class_evidence).
+  c.priors.margin = 0.0
+  c.priors.margin_size = 5.0
   # DeepInversion's prior (jaxinv.feature_stats): batch mean/var of each batch-norm
   # layer's input pulled towards the classifier's running statistics.
   c.priors.feature_statistics = 0.0
@@ -375,6 +383,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
                 "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range",
+                "priors.ink", "priors.pixel_cosine", "priors.mode_seeking", "priors.margin",
+                "priors.margin_size",
                 "reconstruction.kl_perturbed", "reconstruction.ce_perturbed",
                 "reconstruction.weight_gradient_norm", "reconstruction.perturbation_size"):
     need(config_get(config, field) >= 0, field, "a non-negative float")

@@ -29,7 +29,14 @@ def pixel_range(image, low: float = -1.0, high: float = 1.0):
   return jnp.mean(jax.nn.relu(image - high) + jax.nn.relu(low - image))
 
 
-IMAGE_PRIORS = {"total_variation": total_variation, "l2": l2, "pixel_range": pixel_range}
+def ink(image, minimum: float = 0.1):
+  """Hinge below a minimum ink: max(0, minimum − mean((x + 1) / 2)). Images in [-1, 1]
+  with a background of −1 (MNIST-like): near-blank images cost, inked ones do not."""
+  return jax.nn.relu(minimum - jnp.mean((image + 1.0) / 2.0))
+
+
+IMAGE_PRIORS = {"total_variation": total_variation, "l2": l2, "pixel_range": pixel_range,
+                "ink": ink}
 
 
 def image_prior_term(prior):

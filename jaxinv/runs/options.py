@@ -1,7 +1,7 @@
 """Config → explicit arguments of the library: the one place an inversion's config
 fields are read (terms and weights, input transform, ensemble members)."""
 
-from jaxinv import classifier_ensemble, priors, reconstruction, transforms
+from jaxinv import class_evidence, classifier_ensemble, diversity, priors, reconstruction, transforms
 from jaxinv.ensemble import HYPER_FIELDS, Member
 from jaxinv.runs import classifier as classifier_run
 
@@ -10,7 +10,9 @@ def prior_terms(config) -> tuple[dict, dict]:
   """`(terms, weights)` for the priors with a non-zero weight in `config.priors`
   (zero-weight terms are left out of the step, so they cost nothing)."""
   candidates = {**{name: priors.image_prior_term(prior) for name, prior in priors.IMAGE_PRIORS.items()},
-                **priors.MODEL_PRIORS}
+                **priors.MODEL_PRIORS, "pixel_cosine": diversity.pixel_cosine_term,
+                "mode_seeking": diversity.mode_seeking_term,
+                "margin": class_evidence.margin_term(float(config.priors.margin_size))}
   return _nonzero(candidates, lambda name: config.priors.get(name, 0.0))
 
 
