@@ -83,6 +83,11 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.label_smoothing = 0.0
   c.classifier.flip = False
   c.classifier.translate = 0
+  # Adversarial (PGD) training (jaxinv.adversarial): 0 off; else the L∞ radius in [-1, 1]
+  # pixel units (0.6 = 0.3 of a [0, 1] image), the attack's steps and step size (0: 2.5·ε/steps).
+  c.classifier.adversarial_epsilon = 0.0
+  c.classifier.adversarial_steps = 7
+  c.classifier.adversarial_step_size = 0.0
   c.classifier.ema_decay = 0.0
   c.classifier.test_flips = False
   c.classifier.widths = ()  # model "airbench": channels of its three blocks (empty: 64, 256, 256)
@@ -438,6 +443,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
   need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")
+  need(0.0 <= config.classifier.adversarial_epsilon <= 2.0, "classifier.adversarial_epsilon",
+       "0 (off) or an L∞ radius in [-1, 1] pixel units, at most 2")
+  need(config.classifier.adversarial_steps >= 1, "classifier.adversarial_steps", "a positive count")
+  need(config.classifier.adversarial_step_size >= 0, "classifier.adversarial_step_size",
+       "0 (2.5·ε/steps) or a positive step")
   need(0.0 <= config.classifier.ema_decay < 1.0, "classifier.ema_decay", "a decay in [0, 1) (0: no EMA)")
   need(config.classifier.translate >= 0, "classifier.translate", "a non-negative number of pixels")
   widths = tuple(config.classifier.widths)

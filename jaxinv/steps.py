@@ -19,6 +19,7 @@ from jaxinv import conditioning, feature_stats, losses
 
 LOSS_TERMS = ("kl", "ce", "cosine", "orthogonality")
 _AUGMENT_STREAM = zlib.crc32(b"augment")  # folded into a step's key for its augmentation draws
+_ADVERSARY_STREAM = 0x61647673  # the attack's random start
 
 
 @flax.struct.dataclass
@@ -57,13 +58,16 @@ def _apply_gradients(state: TrainState, tx, grads, batch_stats) -> TrainState:
 
 
 def make_classifier_step(model: nn.Module, tx, *, label_smoothing: float = 0.0,
-                         augment: Callable | None = None) -> Callable:
+                         augment: Callable | None = None,
+                         adversary: Callable | None = None) -> Callable:
   """Cross-entropy step on a batch `{"image": [B,H,W,C], "label": [B]}`, optionally with
   per-example weights `"weight": [B]`.
 
   `label_smoothing` > 0 trains against (1 − s)·one-hot + s/K; `augment`, when given, is
   `(images, key) -> images` applied to the batch first (e.g. `transforms.make_augmentation`).
-  With both off the step is the plain cross-entropy step, unchanged.
+  `adversary`, `(variables, images, labels, key) -> images` (`jaxinv.adversarial`),
+  replaces the (augmented) batch by adversarial images before the loss: adversarial
+  training. With all off the step is the plain cross-entropy step, unchanged.
   """
 
   def step(state: TrainState, batch, key):
@@ -72,6 +76,9 @@ def make_classifier_step(model: nn.Module, tx, *, label_smoothing: float = 0.0,
     if augment is not None:
       # A key of its own: the dropout masks stay those of an unaugmented run.
       images = augment(images, jax.random.fold_in(key, _AUGMENT_STREAM))
+    if adversary is not None:
+      images = adversary({"params": state.params, "batch_stats": state.batch_stats}, images,
+                         batch["label"], jax.random.fold_in(key, _ADVERSARY_STREAM))
 
     def loss_fn(params):
       (logits, _), updates = model.apply(

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
+from jaxinv import adversarial, checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
 from jaxinv import transforms
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
@@ -182,9 +182,15 @@ def run(config, workdir) -> dict:
   replicated = sharding.replicated(mesh)
   augment = transforms.make_augmentation(flip=config.classifier.flip,
                                          translate=config.classifier.translate)
+  c = config.classifier
+  adversary = None
+  if c.adversarial_epsilon:
+    adversary = adversarial.make_adversary(
+        steps.make_classifier_apply(model), epsilon=float(c.adversarial_epsilon),
+        steps=int(c.adversarial_steps), step_size=float(c.adversarial_step_size) or None)
   train_step = jax.jit(steps.make_classifier_step(model, tx,
                                                   label_smoothing=config.classifier.label_smoothing,
-                                                  augment=augment),
+                                                  augment=augment, adversary=adversary),
                        donate_argnums=0, out_shardings=(replicated, replicated))
 
   def step_fn(state, step):
@@ -204,7 +210,8 @@ def run(config, workdir) -> dict:
            start_step, total_steps)
   try:
     state = loop.train(
-        state, step_fn, start_step=start_step, total_steps=total_steps, log_metrics=work.log_metrics, checkpointer=ckpt,
+        state, step_fn, start_step=start_step, total_steps=total_steps,
+        log_metrics=work.log_metrics, checkpointer=ckpt,
         save_every=config.checkpoint.every, log_every=config.classifier.log_every,
         desc=f"classifier[{config.dataset}]", postfix=("loss", "accuracy"),
         block_each_step=mesh.size > 1 and jax.default_backend() == "cpu")
