@@ -14,14 +14,14 @@ Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all
 port runs) at the first batch size, and the classifier with XLA's convolution gradients
 and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the generators and
 the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`,
-`classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
+`classifier.conv_impl="xla"`, the baselines of `jaxinv.cpu.fast_conv`); `--models`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
-`--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.host_memory`): hugepages
+`--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.cpu.host_memory`): hugepages
 (the default; the benchmark restarts itself with glibc's huge-page tunables), keep (freed
 memory kept for reuse), default (glibc left alone); PyTorch in the same process gets it
 too. `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
-does (`jaxinv.cpu_convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
+does (`jaxinv.cpu.convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
 process-wide XLA flag, so compare the two with two runs). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
@@ -44,8 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv import config as config_lib
-from jaxinv import cpu_convolutions, data, host_memory, rng, steps
-from jaxinv.models import classifiers, fast_conv, layers
+import jaxinv.cpu
+from jaxinv import data, rng, steps
+from jaxinv.cpu import convolutions as cpu_convolutions, fast_conv, host_memory
+from jaxinv.models import classifiers, layers
 from jaxinv.models import generator as generator_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
@@ -274,7 +276,7 @@ def main():
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
   parser.add_argument("--host-memory", choices=host_memory.MODES, default="hugepages",
                       help="malloc as the jaxinv command sets it with JAXINV_HOST_MEMORY "
-                           "(jaxinv.host_memory; PyTorch in this process gets it too): hugepages "
+                           "(jaxinv.cpu.host_memory; PyTorch in this process gets it too): hugepages "
                            "(restarts this benchmark with glibc's huge-page tunables), keep (freed "
                            "memory kept for reuse), default (glibc left alone)")
   parser.add_argument("--cpu-convolutions", choices=cpu_convolutions.MODES, default="eigen",
@@ -285,6 +287,7 @@ def main():
   host_memory.restart_with_huge_pages()
   kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
   eigen = cpu_convolutions.use_eigen_convolutions() if args.cpu_convolutions == "eigen" else False
+  jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms on a CPU backend
   use_torch = not args.no_torch
   header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")

@@ -311,14 +311,16 @@ _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 
 def command(argv=None) -> int:
-  """The `jaxinv` console script (and `train/*.py`): `main(argv)` in a process whose malloc
-  uses transparent huge pages (`jaxinv.host_memory`; the process restarts itself once to
-  set glibc's tunables)."""
-  from jaxinv import host_memory
+  """The `jaxinv` console script (and `train/*.py`): `main(argv)`, on a CPU backend in a process
+  whose malloc uses transparent huge pages (`jaxinv.cpu.host_memory`; the process restarts
+  itself once to set glibc's tunables) unless JAXINV_CPU=off."""
+  import jaxinv.cpu
+  from jaxinv.cpu import host_memory
   try:
-    host_memory.restart_with_huge_pages()
+    if jaxinv.cpu.wanted_by_command():
+      host_memory.restart_with_huge_pages()
   except ValueError:
-    pass  # a bad JAXINV_HOST_MEMORY: main() reports it
+    pass  # a bad JAXINV_CPU or JAXINV_HOST_MEMORY: main() reports it
   return main(argv)
 
 
@@ -333,12 +335,15 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.WARNING)
   except ImportError:
     pass
-  from jaxinv import cpu_convolutions, host_memory
+  import jaxinv.cpu
   from jaxinv.checkpoint import CheckpointError
   from jaxinv.runs.loop import EXIT_PREEMPTED, Preempted
+  switched_on = jaxinv.cpu.enabled()
   try:
-    cpu_convolutions.configure_from_environment()  # both before JAX's backend starts; see
-    host_memory.configure_from_environment()  # their docstrings
+    # The command's CPU machinery (docs/performance-cpu.md): XLA flags and malloc before JAX's
+    # backend starts, hand-made convolutions on a CPU; back off afterwards for a caller's session.
+    if jaxinv.cpu.wanted_by_command():
+      jaxinv.cpu.enable()
     _COMMANDS[args.command](args, overrides)
   except Preempted as stop:
     print(f"jaxinv {args.command}: {stop}", file=sys.stderr)
@@ -350,6 +355,9 @@ def main(argv=None) -> int:
     message = err.args[0] if isinstance(err, KeyError) and err.args else err
     print(f"jaxinv {args.command}: error: {message}", file=sys.stderr)
     return 2
+  finally:
+    if not switched_on:
+      jaxinv.cpu.disable()
   return 0
 
 

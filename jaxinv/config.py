@@ -13,7 +13,8 @@ from pathlib import Path
 import ml_collections
 
 from jaxinv import conditioning, data
-from jaxinv.models import classifiers, fast_conv, generator
+from jaxinv.cpu import fast_conv
+from jaxinv.models import classifiers, generator
 
 # Per dataset: classifier architecture and training length that reach the
 # accuracy goals in the README, measured on 2 CPU cores.
@@ -62,8 +63,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.log_every = 10 if tiny else 100
   c.classifier.steps = 0  # > 0: train this many steps instead of `epochs` (small subsets)
   c.classifier.mlp_batch_norm = False  # batch norm after each hidden dense layer of the MLP
-  # How the CNN's convolutions are differentiated (jaxinv.models.fast_conv): "auto" = the
-  # kernel gradient in batch blocks on one CPU device, XLA's own elsewhere. Same function.
+  # How the CNN's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's own, or
+  # with jaxinv.cpu switched on (the jaxinv command on a CPU) the kernel gradient in batch
+  # blocks on one CPU device. Same function.
   c.classifier.conv_impl = "auto"
 
   c.generator = ml_collections.ConfigDict()
@@ -75,9 +77,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
   c.generator.upsample = "resize"
-  # How the generator's convolutions are differentiated (jaxinv.models.fast_conv): "auto" =
-  # on one CPU, "im2col" for transposed ones and batch-blocked kernel gradients for 3×3
-  # ones; "xla" elsewhere. Same function either way.
+  # How the generator's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's
+  # own, or with jaxinv.cpu switched on and a CPU backend "im2col" for transposed ones and
+  # batch-blocked kernel gradients for 3×3 ones. Same function either way.
   c.generator.conv_impl = "auto"
 
   c.inversion = ml_collections.ConfigDict()
