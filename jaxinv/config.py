@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from jaxinv import conditioning, data
@@ -42,6 +44,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.num_devices = 0  # 0: every visible device (of every process)
   c.distributed = False  # multi-process run: see jaxinv/distributed.py (or JAXINV_DISTRIBUTED=1)
   c.init_from = ""  # inversion: the classifier run's workdir
+  # The models' compute dtype (COMPUTE_DTYPES): "bfloat16" or "float16" (GPU only) for mixed
+  # precision; parameters, optimizer state, losses and metrics stay float32 either way.
+  c.compute_dtype = "float32"
   c.max_train_examples = 512 if tiny else 0  # 0: the whole split
   # Which max_train_examples images: "first" (the split's first N) or "stratified" (N/K per
   # class, drawn with subset_seed); the classifier run saves the indices (train_indices.npy).
@@ -302,6 +307,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
 PIXEL_INVERSION_STARTS = ("shapes", "strokes")
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def compute_dtype(config):
+  """The models' `dtype` field for `config.compute_dtype`: None for float32 (Flax's default,
+  the inputs' dtype), else the JAX dtype."""
+  return None if config.compute_dtype == "float32" else jnp.dtype(config.compute_dtype)
+
+
+def _check_compute_dtype(value, need) -> None:
+  need(value in COMPUTE_DTYPES, "compute_dtype", f"one of {COMPUTE_DTYPES}")
+  # float16 needs loss scaling on hardware without fast float16 (CPUs, TPUs): not offered there.
+  if value == "float16" and jax.default_backend() != "gpu":
+    need(False, "compute_dtype", f"float16 runs on GPUs only (this backend: {jax.default_backend()}); "
+                                 "use bfloat16 or float32")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
@@ -359,6 +381,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
   need(config.seed >= 0, "seed", "a non-negative integer")
+  _check_compute_dtype(config.compute_dtype, need)
   need(not config.data_dir or Path(config.data_dir).is_dir(), "data_dir",
        "an existing folder with one subfolder per dataset, or empty")
   need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",

@@ -19,12 +19,13 @@ EVAL_BATCH = 500
 log = logging.getLogger(__name__)
 
 
-def build_model(config, num_classes: int):
+def build_model(config, num_classes: int, dtype=None):
+  """The classifier of `config`; `dtype` its compute dtype (None: float32, Flax's default)."""
   extra = {"batch_norm": True} if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm else {}
   if config.classifier.model == "cnn":
     extra["conv_impl"] = config.classifier.conv_impl
   return classifiers.build_classifier(config.classifier.model, num_classes,
-                                      dropout_rate=config.classifier.dropout_rate, **extra)
+                                      dropout_rate=config.classifier.dropout_rate, dtype=dtype, **extra)
 
 
 def epoch_steps(num_examples: int, batch_size: int) -> int:
@@ -89,7 +90,9 @@ def run(config, workdir) -> dict:
   total_steps = config.classifier.steps or steps_per_epoch * config.classifier.epochs
 
   keys = rng.named_keys(config.seed, ["init", "dropout"])
-  model = build_model(config, info.num_classes)
+  # Mixed precision: the model computes in config.compute_dtype, its parameters, the optimizer
+  # state and the loss stay float32 (the classifiers return float32 logits).
+  model = build_model(config, info.num_classes, config_lib.compute_dtype(config))
   tx = make_optimizer(config, total_steps)
   fresh = sharding.create_replicated(
       lambda key: init_state(config, model, info.image_shape, tx, key), mesh, keys["init"])
