@@ -10,11 +10,13 @@ import json
 import os
 from pathlib import Path
 
+from etils import epath
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxinv import conditioning, data
+from jaxinv import conditioning, data, paths
 from jaxinv.cpu import fast_conv
 from jaxinv.models import classifiers, generator
 
@@ -382,9 +384,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
   need(config.seed >= 0, "seed", "a non-negative integer")
   _check_compute_dtype(config.compute_dtype, need)
-  need(not config.data_dir or Path(config.data_dir).is_dir(), "data_dir",
+  for folder in (config.data_dir, config.init_from, *config.classifier_ensemble.workdirs):
+    if folder:
+      paths.check_filesystem(folder)  # gs://... without its filesystem package: a clear error
+  need(not config.data_dir or epath.Path(config.data_dir).is_dir(), "data_dir",
        "an existing folder with one subfolder per dataset, or empty")
-  need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",
+  need(not config.init_from or (epath.Path(config.init_from) / "config.json").is_file(), "init_from",
        "the workdir of a finished `jaxinv train-classifier` run (with config.json), or empty")
   need(config.inversion.feature_layer != "", "inversion.feature_layer", "a feature name, e.g. 'penultimate'")
   need(config.ensemble.impl in ("auto", "vmap", "unrolled"), "ensemble.impl",
@@ -454,7 +459,7 @@ def _validate_faithful(config, need) -> None:
        "classifier_ensemble.workdirs",
        "at least one classifier workdir when priors.classifier_ensemble > 0")
   for workdir in config.classifier_ensemble.workdirs:
-    need((Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
+    need((epath.Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")
   for field in ("pixel.images_per_class", "pixel.batch_size", "pixel.steps"):
     need(isinstance(config_get(config, field), int) and config_get(config, field) > 0, field,
@@ -470,9 +475,8 @@ def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.Con
   config = ml_collections.ConfigDict(config.to_dict())
   for field in ("init_from", "data_dir"):
     if config[field]:
-      config[field] = str(Path(config[field]).absolute())
-  config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
-                                              for w in config.classifier_ensemble.workdirs)
+      config[field] = paths.absolute(config[field])  # gs://... stays as it is
+  config.classifier_ensemble.workdirs = tuple(paths.absolute(w) for w in config.classifier_ensemble.workdirs)
   return config
 
 
@@ -484,7 +488,7 @@ def config_get(config, dotted: str):
 
 
 def save_json(config: ml_collections.ConfigDict, path: os.PathLike) -> None:
-  Path(path).write_text(config.to_json(indent=2, sort_keys=True) + "\n")
+  epath.Path(path).write_text(config.to_json(indent=2, sort_keys=True) + "\n")
 
 
 # Fields added with a default that changes what a run computes: a saved config without
@@ -496,7 +500,7 @@ ABSENT_FROM_SAVED = {"ood.shape_images": 0, "ood.pixel_inversions_per_class": 0,
 def load_json(path: os.PathLike) -> ml_collections.ConfigDict:
   """A saved config laid over the current defaults of its dataset, so runs saved
   before a field was added still load (the new field takes its default)."""
-  stored = json.loads(Path(path).read_text())
+  stored = json.loads(epath.Path(path).read_text())
   config = default_config(stored.get("dataset", "digits"))
   for dotted, value in ABSENT_FROM_SAVED.items():
     *parents, name = dotted.split(".")

@@ -2,14 +2,14 @@
 
 import logging
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils.epath import Path
 
-from jaxinv import checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
+from jaxinv import checkpoint, data, distributed, metrics, paths, plotting, rng, sharding, steps, subsets
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv.runs import loop
@@ -77,11 +77,11 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
+  work = Workdir(workdir)  # a missing filesystem package or an unwritable folder: an error now
   distributed.initialize(config)
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
-  work = Workdir(workdir)
 
   train_x, train_y = load_split(config, "train")
   test_x, test_y = load_split(config, "test")
@@ -101,7 +101,7 @@ def run(config, workdir) -> dict:
   if config.max_train_examples and distributed.is_primary():
     # The exact training images, for audits such as `jaxinv reconstruct`.
     labels = data.load(config.dataset, "train", data_dir=config.data_dir or None)[1]
-    np.save(work.path / "train_indices.npy", train_indices(config, labels))
+    paths.save_npy(work.path / "train_indices.npy", train_indices(config, labels))
   # Resume order: this workdir's newest checkpoint, else config.init_from, else fresh.
   state, start_step = ckpt.restore_latest(fresh, fallback=config.checkpoint.fallback_to_intact)
   if state is not None:

@@ -4,7 +4,7 @@ import dataclasses
 import functools
 import logging
 import time
-from pathlib import Path
+from etils.epath import Path
 
 import jax
 import jax.numpy as jnp
@@ -191,7 +191,7 @@ def run(config, workdir) -> dict:
   classifier_model, classifier_vars, classifier_config, classifier_step = classifier_run.restore(
       config.init_from, classifier_step)
   check_compatible(config, info, classifier_model, classifier_vars, classifier_config)
-  source = {"path": str(Path(config.init_from).absolute() / "checkpoints"), "step": int(classifier_step)}
+  source = {"path": str(Path(config.init_from) / "checkpoints"), "step": int(classifier_step)}
 
   state = steps.InversionState(
       generator=generator_state,
@@ -241,7 +241,7 @@ def run(config, workdir) -> dict:
       real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
   summary = {
       "dataset": config.dataset,
-      "classifier": {"workdir": str(Path(config.init_from).absolute()), **source},
+      "classifier": {"workdir": config.init_from, **source},
       "steps": inv.steps,
   }
   title = f"{config.dataset}: generated, one row per requested class"
