@@ -93,3 +93,14 @@ def test_an_unwritable_workdir_is_named_even_as_root(tmp_path, monkeypatch):
   config = config_lib.load_config(DIGITS_TINY)
   with pytest.raises(PermissionError, match="is not writable .Permission denied."):
     classifier_run.run(config, tmp_path / "run")
+
+
+def test_a_bucket_data_folder_is_read_from_a_local_copy(tmp_path, monkeypatch):
+  from jaxinv import data
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  with fake_gcs(tmp_path / "gcs", monkeypatch) as local:
+    Path(local("gs://bucket/data/mnist")).mkdir(parents=True)
+    Path(local("gs://bucket/data/mnist/train-labels-idx1-ubyte")).write_bytes(b"\x00\x01")
+    mirror = data._local_mirror("gs://bucket/data", "mnist")
+  assert mirror == tmp_path / "cache" / "jaxinv" / "data" / "gs" / "bucket" / "data"
+  assert (mirror / "mnist" / "train-labels-idx1-ubyte").read_bytes() == b"\x00\x01"
