@@ -196,7 +196,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.ood.pixel_inversion_lr = 0.05
   # [ours] What the hard negatives start from: "shapes" and/or "strokes" (the images of
   # garbage_sources), split evenly, interleaved so every class gets each kind.
-  # configs/ood_fashion_mnist.py adds strokes (README, OOD results, session 8).
+  # configs/ood_fashion_mnist.py adds strokes (README, OOD results).
   c.ood.pixel_inversion_starts = ("shapes",)
   c.ood.samples_per_class = 4 if tiny else 500  # inverted images per class (K+1 classes) per round
   c.ood.epochs_per_round = 1
