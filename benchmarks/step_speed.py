@@ -286,7 +286,7 @@ def main():
   eigen = cpu_convolutions.use_eigen_convolutions() if args.cpu_convolutions == "eigen" else False
   jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms on a CPU backend
   use_torch = not args.no_torch
-  header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
+  header = (f"{'step':<30} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
@@ -313,7 +313,7 @@ def main():
     per_image = f"{flops / batch / 1e9:9.3f}" if flops == flops else f"{'':>9}"
     share = f"{100 * flops / seconds / 1e9 / ceiling:8.0f}" if flops == flops else f"{'':>8}"
     xla = f"{xla_flops / batch / 1e9:10.3f}" if xla_flops == xla_flops else ""
-    lines.append(f"{name:<22} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
+    lines.append(f"{name:<30} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
                  f"{per_image} {gflops} {share} {ratio} {xla}")
     print(lines[-1], flush=True)
 

@@ -187,7 +187,7 @@ def test_conv_module_is_flax_conv_with_the_same_parameters(impl):
 
 
 @pytest.mark.parametrize("impl", ["blocked", "xla", "im2col", "auto"])
-def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl):
+def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl, cpu_forms):  # "auto": the CPU form
   """cpu.layers.UpsampleConv (the resize generator's H/2 → H layer) = nn.Conv 3×3 'SAME' of the
   nearest-upsampled map: same parameters under the same names, same values and gradients
   (input and kernel) in float64, odd sizes and a batch over one kernel-gradient block."""
