@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxinv.cpu
 from jaxinv import batch_inversion, data, sampling
 from jaxinv import config as config_lib
 from jaxinv.runs import inversion
@@ -26,6 +27,7 @@ def main():
   parser.add_argument("--batch", type=int, default=500)
   parser.add_argument("--impl", choices=["auto", "vmap", "map"], default="auto")
   args = parser.parse_args()
+  jaxinv.cpu.enable()  # the CPU machinery the jaxinv command runs with (inert off a CPU)
   config = config_lib.default_config("mnist")
   generator = inversion.build_generator(config, data.info("mnist"))
   k = generator.num_classes

@@ -10,6 +10,7 @@ import argparse
 import jax
 
 import step_speed
+import jaxinv.cpu
 from jaxinv.models import layers
 
 
@@ -21,6 +22,7 @@ def main():
   parser = argparse.ArgumentParser()
   step_speed.add_ab_arguments(parser, models_default=["fast"])
   args = parser.parse_args()
+  jaxinv.cpu.enable()  # the CPU machinery the jaxinv command runs with (inert off a CPU)
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
   print(f"{'step':<22} {'batch':>5} {'keep_mask ms':>12} {'bernoulli ms':>12} {'ratio':>6}")
   fast_mask = layers.keep_mask

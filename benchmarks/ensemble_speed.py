@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv.runs import options
+import jaxinv.cpu
 from jaxinv import config as config_lib
 from jaxinv import data, ensemble, rng, steps
 from jaxinv.runs import classifier as classifier_run
@@ -84,6 +85,7 @@ def main():
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--impl", choices=["auto", "vmap", "unrolled"], default="auto")
   args = parser.parse_args()
+  jaxinv.cpu.enable()  # the CPU machinery the jaxinv command runs with (inert off a CPU)
   global IMPL
   IMPL = args.impl
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}  backend: {jax.default_backend()}  "

@@ -7,17 +7,17 @@ timed in the same process, alternating.
 --form input (default): the paper CNN's first convolution (1 input channel). Rows: the
 classifier training step (kernel gradient of conv0 needed) and the inversion step of each
 generator (frozen classifier: conv0's value and input gradient), with
-`fast_conv.FEW_INPUT_CHANNELS = 1` (the default) and `0` (the blocked path of session 11).
+`fast_conv.FEW_INPUT_CHANNELS = 1` (the default) and `0` (the blocked path of 2026-11-28).
 --form output: the generators' image layer (3×3, width → 1 channel). Rows: the inversion
 step of each generator with `fast_conv.FEW_OUTPUT_CHANNELS = 3` (the default) and `0`
-(the blocked path before session 14).
+(the blocked path before 2026-11-29).
 --form rows: the transposed generators' K×K → H/2 layer. Rows: the inversion step of each
 generator with `fast_conv.ROW_SPLIT_MIN_CHANNELS = 128` (the default: the paper generator's
 257-channel layer takes the row split, the small one's 49 channels do not) and off (the padded
-convolution for every layer, before session 15).
+convolution for every layer, before 2026-11-29).
 --form matrix: the transposed generators' K×K → H/2 layer with its hot-matrix channel as a
 constant (`conv2d(..., constant_channels=1)`, the default: no input gradient computed for it)
-and as a variable (the input gradient of all channels, before session 15).
+and as a variable (the input gradient of all channels, before 2026-11-29).
 """
 
 import argparse
@@ -25,7 +25,8 @@ import argparse
 import jax
 
 import step_speed
-from jaxinv.models import fast_conv, layers
+import jaxinv.cpu
+from jaxinv.cpu import fast_conv, layers
 
 
 def _conv2d_without_constant_channels(*args, constant_channels=0, **kwargs):
@@ -46,6 +47,7 @@ def main():
   parser.add_argument("--form", choices=list(FORMS), default="input")
   step_speed.add_ab_arguments(parser, models_default=["light"], models_nargs="*")
   args = parser.parse_args()
+  jaxinv.cpu.enable()  # the CPU machinery the jaxinv command runs with (inert off a CPU)
   module, knob, off, new_label, old_label = FORMS[args.form]
   print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
   print(f"{'step':<22} {'batch':>5} {new_label + ' ms':>14} {old_label + ' ms':>14} {'ratio':>6}")

@@ -1,5 +1,5 @@
 """Kernel gradient of the 3×3 'SAME' convolutions of the paper CNN and the resize generators:
-XLA's own against the same sums in batch blocks (`jaxinv.models.fast_conv` "blocked"), and
+XLA's own against the same sums in batch blocks (`jaxinv.cpu.fast_conv` "blocked"), and
 PyTorch's `conv2d_weight` when torch is installed — the figures behind
 `fast_conv.KERNEL_GRADIENT_BATCH`. Median ms of --repeats calls after one warm-up.
 
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinv.models import fast_conv
+from jaxinv.cpu import fast_conv
 
 # name: (pixels per side, input channels, output channels)
 LAYERS = {"classifier conv0": (28, 1, 32), "classifier conv1": (14, 32, 64),

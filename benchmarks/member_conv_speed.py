@@ -13,7 +13,7 @@ times forward + both gradients (median of --repeats, after one warm-up) of:
 If "shared" / "one" is about S, one member's convolution already runs at the rate a
 bigger batch gets, so S members cannot cost much less than S times one.
 Both `fast_conv` implementations are timed ("xla": lax.conv_general_dilated;
-"im2col": `jaxinv.models.fast_conv.conv2d`'s custom backward pass).
+"im2col": `jaxinv.cpu.fast_conv.conv2d`'s custom backward pass).
 """
 
 import argparse
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxinv.models import fast_conv
+from jaxinv.cpu import fast_conv
 
 LAYERS = ((28, 64, 32), (14, 65, 64), (28, 32, 1))  # (size, in channels, out channels)
 

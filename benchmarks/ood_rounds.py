@@ -17,6 +17,7 @@ import argparse
 
 import numpy as np
 
+import jaxinv.cpu
 from jaxinv import data, metrics, ood
 from jaxinv.runs import ood as ood_run
 from jaxinv.runs.workdir import read_config
@@ -55,6 +56,7 @@ def main():
   parser.add_argument("--split", choices=("test", "train"), default="test",
                       help="train: held-out training images instead of the test sets (see above)")
   args = parser.parse_args()
+  jaxinv.cpu.enable()  # the CPU machinery the jaxinv command runs with (inert off a CPU)
 
   config = read_config(args.workdir, ood_run.PRODUCED_BY)
   rounds = config.ood.rounds

@@ -20,7 +20,8 @@ import time
 import jax
 
 import step_speed
-from jaxinv import cpu_convolutions, host_memory
+import jaxinv.cpu
+from jaxinv.cpu import convolutions as cpu_convolutions, host_memory
 
 
 def _thp_faults() -> int:
@@ -42,6 +43,7 @@ def main():
   host_memory.restart_with_huge_pages()
   host_memory.configure_from_environment()
   cpu_convolutions.use_eigen_convolutions()
+  jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms
   if args.model == "classifier":
     run, *_ = step_speed.jax_classifier(args.batch)
   else:

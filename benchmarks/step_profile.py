@@ -36,7 +36,8 @@ import jax
 from jax.profiler import ProfileData
 
 import step_speed
-from jaxinv import cpu_convolutions, host_memory
+import jaxinv.cpu
+from jaxinv.cpu import convolutions as cpu_convolutions, host_memory
 
 # Traced steps slower than this × the untraced median make the op times untrustworthy.
 TRUSTED_SLOWDOWN = 1.15
@@ -81,6 +82,7 @@ def main():
   args = parser.parse_args()
   host_memory.restart_with_huge_pages()
   cpu_convolutions.use_eigen_convolutions()
+  jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms
   rate = step_speed.jax_matmul_gflops() * 1e9
   if args.model == "classifier":
     run, *_ = step_speed.jax_classifier(args.batch)

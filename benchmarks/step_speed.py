@@ -3,32 +3,33 @@ batch in PyTorch (eager and torch.compile), on whatever device JAX and PyTorch s
 
     python benchmarks/step_speed.py [--batches 64 256] [--steps 10] [--models paper small light fast]
         [--no-torch] [--no-compile] [--naive] [--xla-conv] [--blocks N ...] [--host-memory hugepages|keep|default]
-        [--cpu-convolutions eigen|ynnpack]
+        [--cpu-convolutions eigen|ynnpack] [--dtypes float32 bfloat16] [--out FILE]
 
 Generators (MNIST, 10 classes, vector_matrix conditioning, frozen paper CNN, all four losses):
   paper  width 128, transposed convolutions: 256-channel maps at 10-14 px (compute-bound)
   small  width 24, transposed convolutions (DCGAN-sized, ~1 M parameters)
   light  width 32, resize-convolutions (configs/mnist.py's generator)
   fast   width 16, resize-convolutions (configs/mnist.py:fast's generator)
-`--naive` adds the paper generator with `flax.linen.ConvTranspose` (what a plain Flax
-port runs) at the first batch size, and the classifier with XLA's convolution gradients
+`--naive` adds the paper generator with Flax's own layers (`flax.linen.ConvTranspose`, what a
+plain Flax port runs, and what "auto" takes off a CPU or with `jaxinv.cpu` off) at the first batch size, and the classifier with XLA's convolution gradients
 and `flax.linen.max_pool` at every batch size; `--xla-conv` adds the generators and
 the classifier with XLA's own convolution gradients (`generator.conv_impl="xla"`,
-`classifier.conv_impl="xla"`, the baselines of `jaxinv.models.fast_conv`); `--models`
+`classifier.conv_impl="xla"`, the baselines of `jaxinv.cpu.fast_conv`); `--models`
 with no name times the classifier alone; `--blocks` adds rows with N examples per
 kernel-gradient block of the 3×3 convolutions (`fast_conv.KERNEL_GRADIENT_BATCH`, N at 28 px);
-`--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.host_memory`): hugepages
+`--host-memory` sets malloc as the `jaxinv` command does (`jaxinv.cpu.host_memory`): hugepages
 (the default; the benchmark restarts itself with glibc's huge-page tunables), keep (freed
 memory kept for reuse), default (glibc left alone); PyTorch in the same process gets it
 too. `--cpu-convolutions` picks XLA:CPU's convolution library as the `jaxinv` command
-does (`jaxinv.cpu_convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
+does (`jaxinv.cpu.convolutions`: Eigen unless JAXINV_CPU_CONVOLUTIONS=ynnpack; a
 process-wide XLA flag, so compare the two with two runs). Each row: compile time (JAX) or first-step time
 (torch.compile), median ms/step over --steps timed steps after 2 warm-ups, images/s,
 FLOPs per image per step (analytic: dense and convolution layers, transposed convolutions
 on their non-zero products), achieved GFLOP/s, its share of the matrix-product rate and
 the ratio of images/s to PyTorch eager. The same run measures a 4096³ float32 matrix
 product in JAX and in PyTorch: the machine's practical ceiling. PyTorch runs on CUDA
-when it sees a GPU; all float32 (on a GPU both frameworks may use TF32 matrix units by
+when it sees a GPU; float32 unless `--dtypes` adds mixed precision (JAX: the models'
+compute dtype, float32 parameters and losses; PyTorch: autocast) (on a GPU both frameworks may use TF32 matrix units by
 default for float32: JAX's default precision and PyTorch's cuDNN convolutions do). Needs `pip install torch`
 (a benchmark extra) unless --no-torch.
 """
@@ -44,9 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv import config as config_lib
-from jaxinv import cpu_convolutions, data, host_memory, rng, steps
-from jaxinv.models import classifiers, fast_conv, layers
-from jaxinv.models import generator as generator_lib
+import jaxinv.cpu
+from jaxinv import data, rng, steps
+from jaxinv.cpu import convolutions as cpu_convolutions, fast_conv, host_memory
+from jaxinv.models import classifiers, layers
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
 
@@ -90,36 +92,32 @@ def param_count(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-def jax_inversion(preset, batch, naive=False, conv_impl="auto"):
-  """Returns (run_one_step, compile_s, flops_per_step, generator_params)."""
+def jax_inversion(preset, batch, naive=False, conv_impl="auto", dtype="float32"):
+  """Returns (run_one_step, compile_s, flops_per_step, generator_params). naive: Flax's own
+  layers (nn.ConvTranspose, nn.Conv) whatever jaxinv.cpu says; dtype: the models' compute dtype."""
   config = config_lib.default_config("mnist")
   for name, value in PRESETS[preset].items():
     config.generator[name] = value
-  config.generator.conv_impl = config.classifier.conv_impl = conv_impl
+  config.generator.conv_impl = config.classifier.conv_impl = "xla" if naive else conv_impl
   config.inversion.batch_size = batch
   info = data.info("mnist")
-  generator = inversion.build_generator(config, info)
-  if naive:  # the plain Flax layer instead of the sub-pixel form
-    generator_lib.SubPixelConvTranspose, saved = _NaiveConvTranspose, generator_lib.SubPixelConvTranspose
-  try:
-    tx = inversion.make_optimizer(config)
-    classifier = classifier_run.build_model(config, info.num_classes)
-    cvars = classifier.init(jax.random.key(1), jnp.zeros((1, *info.image_shape)))
-    keys = rng.named_keys(0, ["init", "conditioning", "dropout"])
-    state = steps.InversionState(
-        generator=inversion.init_generator_state(config, generator, tx, keys["init"]),
-        classifier=dict(cvars), loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0),
-        dropout_rate=jnp.float32(config.generator.dropout_rate))
-    fn = steps.make_inversion_train_step(
-        steps.make_inversion_step(generator, classifier, tx), batch_size=batch,
-        num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode)
-    step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
-    start = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=0).lower(state, step_keys).compile()
-    compile_s = time.perf_counter() - start
-  finally:
-    if naive:
-      generator_lib.SubPixelConvTranspose = saved
+  compute = None if dtype == "float32" else jnp.dtype(dtype)
+  generator = inversion.build_generator(config, info).clone(dtype=compute)
+  tx = inversion.make_optimizer(config)
+  classifier = classifier_run.build_model(config, info.num_classes, compute)
+  cvars = classifier.init(jax.random.key(1), jnp.zeros((1, *info.image_shape)))
+  keys = rng.named_keys(0, ["init", "conditioning", "dropout"])
+  state = steps.InversionState(
+      generator=inversion.init_generator_state(config, generator, tx, keys["init"]),
+      classifier=dict(cvars), loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0),
+      dropout_rate=jnp.float32(config.generator.dropout_rate))
+  fn = steps.make_inversion_train_step(
+      steps.make_inversion_step(generator, classifier, tx), batch_size=batch,
+      num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode)
+  step_keys = {"conditioning": keys["conditioning"], "dropout": keys["dropout"]}
+  start = time.perf_counter()
+  compiled = jax.jit(fn, donate_argnums=0).lower(state, step_keys).compile()
+  compile_s = time.perf_counter() - start
   holder = [state]
 
   def run():
@@ -129,20 +127,17 @@ def jax_inversion(preset, batch, naive=False, conv_impl="auto"):
   return run, compile_s, _flops(compiled), param_count(state.generator.params)
 
 
-class _NaiveConvTranspose(nn.ConvTranspose):
-  pass
-
-
 def _flax_max_pool(x):
   return nn.max_pool(x, (2, 2), strides=(2, 2))
 
 
-def jax_classifier(batch, conv_impl="auto", naive=False):
+def jax_classifier(batch, conv_impl="auto", naive=False, dtype="float32"):
   """naive: what a plain Flax port runs (XLA's convolution gradients, flax.linen.max_pool)."""
   config = config_lib.default_config("mnist")
   config.classifier.conv_impl = "xla" if naive else conv_impl
   info = data.info("mnist")
-  model = classifier_run.build_model(config, info.num_classes)
+  compute = None if dtype == "float32" else jnp.dtype(dtype)
+  model = classifier_run.build_model(config, info.num_classes, compute)
   variables = model.init(jax.random.key(0), jnp.zeros((1, *info.image_shape)))
   tx = classifier_run.make_optimizer(config, 1000)
   state = steps.init_train_state(variables, tx)
@@ -223,12 +218,13 @@ def jax_matmul_gflops(n=4096):
   return 2 * n**3 / median_time(lambda: f(a), 5) / 1e9
 
 
-def torch_rows(kind, preset, batch, steps_count, compile_too):
+def torch_rows(kind, preset, batch, steps_count, compile_too, dtype="float32"):
   import torch
 
   import torch_mirror
   device = "cuda" if torch.cuda.is_available() else "cpu"
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  autocast = None if dtype == "float32" else getattr(torch, dtype)
   results = {}
   variants = ["eager"] + (["compile"] if compile_too else [])
   for variant in variants:
@@ -236,11 +232,11 @@ def torch_rows(kind, preset, batch, steps_count, compile_too):
     if kind == "inversion":
       gen = torch_mirror.Generator(**PRESETS[preset])
       cls = torch_mirror.PaperCNN()
-      step = torch_mirror.make_inversion_step(gen, cls, batch, device=device)
+      step = torch_mirror.make_inversion_step(gen, cls, batch, device=device, dtype=autocast)
       params = torch_mirror.parameter_count(gen)
     else:
       cls = torch_mirror.PaperCNN()
-      step = torch_mirror.make_classifier_step(cls, batch, device=device)
+      step = torch_mirror.make_classifier_step(cls, batch, device=device, dtype=autocast)
       params = torch_mirror.parameter_count(cls)
     first = float("nan")
     if variant == "compile":
@@ -274,19 +270,23 @@ def main():
                            "(XLA's own convolution gradients: the baseline of jaxinv.models.fast_conv)")
   parser.add_argument("--host-memory", choices=host_memory.MODES, default="hugepages",
                       help="malloc as the jaxinv command sets it with JAXINV_HOST_MEMORY "
-                           "(jaxinv.host_memory; PyTorch in this process gets it too): hugepages "
+                           "(jaxinv.cpu.host_memory; PyTorch in this process gets it too): hugepages "
                            "(restarts this benchmark with glibc's huge-page tunables), keep (freed "
                            "memory kept for reuse), default (glibc left alone)")
   parser.add_argument("--cpu-convolutions", choices=cpu_convolutions.MODES, default="eigen",
                       help="XLA:CPU's convolutions on Eigen (what the jaxinv command runs unless "
                            "JAXINV_CPU_CONVOLUTIONS=ynnpack) or on YNNPACK (jaxlib's default)")
+  parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16", "float16"],
+                      help="compute dtypes of the JAX models (config.compute_dtype) and PyTorch's autocast")
+  parser.add_argument("--out", default=None, help="also write the final table to this file")
   args = parser.parse_args()
   os.environ[host_memory.ENVIRONMENT_VARIABLE] = args.host_memory  # kept across the restart
   host_memory.restart_with_huge_pages()
   kept = host_memory.keep_freed_memory() if args.host_memory == "keep" else False
   eigen = cpu_convolutions.use_eigen_convolutions() if args.cpu_convolutions == "eigen" else False
+  jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms on a CPU backend
   use_torch = not args.no_torch
-  header = (f"{'step':<22} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
+  header = (f"{'step':<30} {'batch':>5} {'params':>9} {'compile s':>9} {'ms/step':>9} {'images/s':>9} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% matmul':>8} {'vs eager':>8} {'XLA GF/img':>10}")
   lines = []
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
@@ -313,21 +313,24 @@ def main():
     per_image = f"{flops / batch / 1e9:9.3f}" if flops == flops else f"{'':>9}"
     share = f"{100 * flops / seconds / 1e9 / ceiling:8.0f}" if flops == flops else f"{'':>8}"
     xla = f"{xla_flops / batch / 1e9:10.3f}" if xla_flops == xla_flops else ""
-    lines.append(f"{name:<22} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
+    lines.append(f"{name:<30} {batch:5d} {params:9d} {comp} {1000 * seconds:9.1f} {ips:9.1f} "
                  f"{per_image} {gflops} {share} {ratio} {xla}")
     print(lines[-1], flush=True)
 
   jobs = [("inversion", m, b) for m in args.models for b in args.batches]
   jobs += [("classifier", None, b) for b in args.batches]
-  for kind, preset, batch in jobs:
+  jobs = [(kind, preset, batch, dtype) for kind, preset, batch in jobs for dtype in args.dtypes]
+  for kind, preset, batch, dtype in jobs:
     name = f"inversion/{preset}" if kind == "inversion" else "classifier/paper_cnn"
+    name += "" if dtype == "float32" else f"/{dtype}"
     if kind == "inversion":
-      run, compile_s, xla_flops, params = jax_inversion(preset, batch)
+      run, compile_s, xla_flops, params = jax_inversion(preset, batch, dtype=dtype)
     else:
-      run, compile_s, xla_flops, params = jax_classifier(batch)
+      run, compile_s, xla_flops, params = jax_classifier(batch, dtype=dtype)
     flops = analytic_flops(kind, preset, batch)
     seconds = median_time(run, args.steps)
-    torch_results = torch_rows(kind, preset, batch, args.steps, not args.no_compile) if use_torch else {}
+    torch_results = (torch_rows(kind, preset, batch, args.steps, not args.no_compile, dtype)
+                     if use_torch else {})
     eager = torch_results.get("eager", (None, None, None))[1]
     add(f"{name} jax", batch, params, compile_s, seconds, flops, eager, xla_flops)
     for variant, result in torch_results.items():
@@ -337,15 +340,15 @@ def main():
         continue
       first, secs, tparams = result
       add(f"{name} torch-{variant}", batch, tparams, first, secs, flops, eager)
-    if args.xla_conv and kind == "inversion":
+    if dtype == "float32" and args.xla_conv and kind == "inversion":
       run, compile_s, xla_conv_flops, params = jax_inversion(preset, batch, conv_impl="xla")
       add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           xla_conv_flops)
-    if args.xla_conv and kind == "classifier":
+    if dtype == "float32" and args.xla_conv and kind == "classifier":
       run, compile_s, xla_conv_flops, params = jax_classifier(batch, conv_impl="xla")
       add(f"{name} jax-xla-conv", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           xla_conv_flops)
-    for block in args.blocks:
+    for block in (args.blocks if dtype == "float32" else []):
       saved = fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS
       fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS = block, block * 28 * 28
       try:  # read when the step is traced, inside jax_inversion / jax_classifier
@@ -355,15 +358,18 @@ def main():
         fast_conv.KERNEL_GRADIENT_BATCH, fast_conv.KERNEL_GRADIENT_PIXELS = saved
       add(f"{name} jax-block{block}", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           other_flops)
-    if args.naive and kind == "classifier":
+    if dtype == "float32" and args.naive and kind == "classifier":
       run, compile_s, naive_flops, params = jax_classifier(batch, naive=True)
       add(f"{name} jax-flax-layers", batch, params, compile_s, median_time(run, args.steps), flops, eager,
           naive_flops)
-    if args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
+    if dtype == "float32" and args.naive and kind == "inversion" and preset == "paper" and batch == args.batches[0]:
       run, compile_s, _, params = jax_inversion(preset, batch, naive=True)
       add(f"{name} jax-nn.ConvTranspose", batch, params, compile_s, median_time(run, 3, warmup=1), flops,
           eager)
   print("\n" + header + "\n" + "\n".join(lines))
+  if args.out:
+    with open(args.out, "w") as out:
+      out.write(header + "\n" + "\n".join(lines) + "\n")
   print(f"ceiling: JAX matrix product {ceiling:.0f} GFLOP/s; 'compile s' for torch-compile is its "
         "first step; GFLOP/img and GFLOP/s use the analytic count (analytic_flops: dense and "
         "convolution layers, transposed convolutions on their non-zero products); 'XLA GF/img' is "

@@ -12,8 +12,8 @@ the minimum per-class target accuracy, and whether it reached the target. The ti
 the target is the smallest training time whose generator reached it. Each step count is
 a separate run because the learning-rate schedule decays to zero at the last step.
 Like the `jaxinv` command it runs XLA:CPU's convolutions on Eigen unless
-JAXINV_CPU_CONVOLUTIONS=ynnpack (`jaxinv.cpu_convolutions`) and sets malloc from
-JAXINV_HOST_MEMORY (`jaxinv.host_memory`: unset restarts it with huge pages).
+JAXINV_CPU_CONVOLUTIONS=ynnpack (`jaxinv.cpu.convolutions`) and sets malloc from
+JAXINV_HOST_MEMORY (`jaxinv.cpu.host_memory`: unset restarts it with huge pages).
 """
 
 import argparse
@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 from jaxinv import config as config_lib
-from jaxinv import cpu_convolutions, host_memory
+import jaxinv.cpu
+from jaxinv.cpu import convolutions as cpu_convolutions, host_memory
 from jaxinv.runs import inversion
 
 
@@ -41,6 +42,7 @@ def main():
   # As the `jaxinv` command: huge pages (a restart) unless JAXINV_HOST_MEMORY says otherwise,
   # Eigen convolutions unless JAXINV_CPU_CONVOLUTIONS=ynnpack.
   host_memory.restart_with_huge_pages()
+  jaxinv.cpu.enable(process_settings=False)  # the hand-made convolution forms
   print(f"Eigen convolutions: {cpu_convolutions.configure_from_environment()}, "
         f"host memory kept: {host_memory.configure_from_environment()}, "
         f"huge pages: {host_memory.huge_pages_on()}", flush=True)

@@ -7,6 +7,8 @@ Same layer shapes and parameter counts as `jaxinv.models.generator.ConditionedGe
 PyTorch's own initialisation: step time does not depend on them.
 """
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,7 +85,13 @@ def inversion_loss(logits, features, p, y, weights=(1.0, 4.0, 1.0, 1.0)):
   return a * kl + b * ce + c * cosine + d * orth
 
 
-def make_inversion_step(generator, classifier, batch_size, num_classes=10, latent_dim=100, device="cpu"):
+def _autocast(device, dtype):
+  """Mixed precision as jaxinv's compute_dtype: the models under autocast, losses in float32."""
+  return torch.autocast(device_type=device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def make_inversion_step(generator, classifier, batch_size, num_classes=10, latent_dim=100, device="cpu",
+                        dtype=None):
   generator.to(device)
   classifier.to(device).eval()
   for p in classifier.parameters():
@@ -95,9 +103,10 @@ def make_inversion_step(generator, classifier, batch_size, num_classes=10, laten
     z = torch.randn(batch_size, latent_dim, device=device)
     p = F.softmax(torch.randn(batch_size, num_classes, device=device), dim=1)
     y = p.argmax(1)
-    images = generator(z, p, hot_matrices(y, num_classes))
-    logits, features = classifier(images)
-    loss = inversion_loss(logits, features, p, y)
+    with _autocast(device, dtype):
+      images = generator(z, p, hot_matrices(y, num_classes))
+      logits, features = classifier(images)
+    loss = inversion_loss(logits.float(), features.float(), p, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -106,15 +115,16 @@ def make_inversion_step(generator, classifier, batch_size, num_classes=10, laten
   return step
 
 
-def make_classifier_step(classifier, batch_size, size=28, channels=1, num_classes=10, device="cpu"):
+def make_classifier_step(classifier, batch_size, size=28, channels=1, num_classes=10, device="cpu", dtype=None):
   classifier.to(device).train()
   opt = torch.optim.AdamW(classifier.parameters(), lr=2e-3, eps=1e-6, weight_decay=1e-4)
   images = torch.rand(batch_size, channels, size, size, device=device) * 2 - 1
   labels = torch.randint(0, num_classes, (batch_size,), device=device)
 
   def step():
-    logits, _ = classifier(images)
-    loss = F.cross_entropy(logits, labels)
+    with _autocast(device, dtype):
+      logits, _ = classifier(images)
+    loss = F.cross_entropy(logits.float(), labels)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -19,14 +19,15 @@ only when the caller asks for the fallback.
 
 import logging
 import os
-import shutil
 import time
-from pathlib import Path
+from etils.epath import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxinv import paths
 
 log = logging.getLogger(__name__)
 UNREADABLE_DIR = "checkpoints_unreadable"  # sibling of the checkpoint folder
@@ -39,7 +40,7 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
   def __init__(self, directory: os.PathLike, *, kind: str, fingerprint: dict | None = None,
                keep: int = 3):
-    self.directory = Path(directory).absolute()
+    self.directory = Path(paths.absolute(directory))  # a bucket (gs://...) stays one
     self.kind = kind
     self.fingerprint = _jsonable(fingerprint or {})
     try:
@@ -157,7 +158,7 @@ class Checkpointer:
     self.wait()
     destination = self.directory.parent / UNREADABLE_DIR / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(self.directory / str(step)), destination)
+    (self.directory / str(step)).rename(destination)
     self._manager.reload()
     return destination
 

@@ -21,9 +21,11 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
+from etils.epath import Path
+
+from jaxinv import paths
 
 _OVERRIDE_PREFIX = "--config."
 EXIT_NONFINITE = 3
@@ -119,14 +121,14 @@ def _cmd_sample(args, overrides):
                                        dropout=config.generator.dropout_at_sampling,
                                        dropout_rates=rates)
   count = len(names)
-  out = Path(args.out)
+  out = Path(args.out)  # local or a bucket (gs://...)
   out.parent.mkdir(parents=True, exist_ok=True)
   arrays = {"images": images.reshape(-1, *images.shape[2:]).astype(np.float32),
             "labels": np.tile(labels, count).astype(np.int64)}
   if count > 1:  # images of generator g are rows g*N … (g+1)*N-1
     arrays["generator"] = np.repeat(np.arange(count), len(labels)).astype(np.int64)
     arrays["generator_names"] = np.array(names)  # "WORKDIR[member]"
-  np.savez(out, **arrays)
+  paths.save_npz(out, **arrays)
   print(f"wrote {len(arrays['labels'])} images {images.shape[2:]} from {count} generator(s) to {out}")
 
 
@@ -153,17 +155,17 @@ def _cmd_ood(args, overrides):
   if not path.is_file():
     raise FileNotFoundError(f"--images {path} does not exist (expected an .npz with an `images` "
                             "array, N×H×W×C in [-1, 1]).")
-  with np.load(path, allow_pickle=False) as f:
-    if "images" not in f:
-      raise ValueError(f"{path} has no `images` array (it holds {sorted(f.files)}); save the images "
-                       "as np.savez(FILE, images=...).")
-    images = f["images"]
+  arrays = paths.load_npz(path)
+  if "images" not in arrays:
+    raise ValueError(f"{path} has no `images` array (it holds {sorted(arrays)}); save the images "
+                     "as np.savez(FILE, images=...).")
+  images = arrays["images"]
   detector = ood_run.restore(args.workdir)
   images = ood_run.check_images(images, detector.model_input_shape, source=str(path))
   scores = ood_run.score(detector, images)
   out = Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
-  np.savez(out, **scores)
+  paths.save_npz(out, **scores)
   print(f"wrote {', '.join(scores)} for {len(images)} images to {out} (scores: higher = more OOD; "
         f"prediction {detector.garbage_class} = garbage)")
 
@@ -311,14 +313,16 @@ _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 
 def command(argv=None) -> int:
-  """The `jaxinv` console script (and `train/*.py`): `main(argv)` in a process whose malloc
-  uses transparent huge pages (`jaxinv.host_memory`; the process restarts itself once to
-  set glibc's tunables)."""
-  from jaxinv import host_memory
+  """The `jaxinv` console script (and `train/*.py`): `main(argv)`, on a CPU backend in a process
+  whose malloc uses transparent huge pages (`jaxinv.cpu.host_memory`; the process restarts
+  itself once to set glibc's tunables) unless JAXINV_CPU=off."""
+  import jaxinv.cpu
+  from jaxinv.cpu import host_memory
   try:
-    host_memory.restart_with_huge_pages()
+    if jaxinv.cpu.wanted_by_command():
+      host_memory.restart_with_huge_pages()
   except ValueError:
-    pass  # a bad JAXINV_HOST_MEMORY: main() reports it
+    pass  # a bad JAXINV_CPU or JAXINV_HOST_MEMORY: main() reports it
   return main(argv)
 
 
@@ -333,12 +337,15 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.WARNING)
   except ImportError:
     pass
-  from jaxinv import cpu_convolutions, host_memory
+  import jaxinv.cpu
   from jaxinv.checkpoint import CheckpointError
   from jaxinv.loop import EXIT_PREEMPTED, Preempted
+  switched_on = jaxinv.cpu.enabled()
   try:
-    cpu_convolutions.configure_from_environment()  # both before JAX's backend starts; see
-    host_memory.configure_from_environment()  # their docstrings
+    # The command's CPU machinery (docs/performance-cpu.md): XLA flags and malloc before JAX's
+    # backend starts, hand-made convolutions on a CPU; back off afterwards for a caller's session.
+    if jaxinv.cpu.wanted_by_command():
+      jaxinv.cpu.enable()
     _COMMANDS[args.command](args, overrides)
   except Preempted as stop:
     print(f"jaxinv {args.command}: {stop}", file=sys.stderr)
@@ -350,6 +357,9 @@ def main(argv=None) -> int:
     message = err.args[0] if isinstance(err, KeyError) and err.args else err
     print(f"jaxinv {args.command}: error: {message}", file=sys.stderr)
     return 2
+  finally:
+    if not switched_on:
+      jaxinv.cpu.disable()
   return 0
 
 

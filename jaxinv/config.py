@@ -10,10 +10,15 @@ import json
 import os
 from pathlib import Path
 
+from etils import epath
+
+import jax
+import jax.numpy as jnp
 import ml_collections
 
-from jaxinv import conditioning, data
-from jaxinv.models import classifiers, fast_conv, generator
+from jaxinv import conditioning, data, paths
+from jaxinv.cpu import fast_conv
+from jaxinv.models import classifiers, generator
 
 # Per dataset: classifier architecture and training length that reach the
 # accuracies in the README's results table, measured on 2 CPU cores.
@@ -54,6 +59,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # arguments returning a jaxinv.Classifier (jaxinv.from_linen / from_function / from_nnx).
   # `dataset` still names the images' shape, classes and the real test images.
   c.classifier_fn = ""
+  # The models' compute dtype (COMPUTE_DTYPES): "bfloat16" or "float16" (GPU only) for mixed
+  # precision; parameters, optimizer state, losses and metrics stay float32 either way.
+  c.compute_dtype = "float32"
   c.max_train_examples = 512 if tiny else 0  # 0: the whole split
   # Which max_train_examples images: "first" (the split's first N) or "stratified" (N/K per
   # class, drawn with subset_seed); the classifier run saves the indices (train_indices.npy).
@@ -91,8 +99,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.ema_decay = 0.0
   c.classifier.test_flips = False
   c.classifier.widths = ()  # model "airbench": channels of its three blocks (empty: 64, 256, 256)
-  # How the CNN's convolutions are differentiated (jaxinv.models.fast_conv): "auto" = the
-  # kernel gradient in batch blocks on one CPU device, XLA's own elsewhere. Same function.
+  # How the CNN's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's own, or
+  # with jaxinv.cpu switched on (the jaxinv command on a CPU) the kernel gradient in batch
+  # blocks on one CPU device. Same function.
   c.classifier.conv_impl = "auto"
 
   c.generator = ml_collections.ConfigDict()
@@ -104,9 +113,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
   c.generator.upsample = "resize"
-  # How the generator's convolutions are differentiated (jaxinv.models.fast_conv): "auto" =
-  # on one CPU, "im2col" for transposed ones and batch-blocked kernel gradients for 3×3
-  # ones; "xla" elsewhere. Same function either way.
+  # How the generator's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's
+  # own, or with jaxinv.cpu switched on and a CPU backend "im2col" for transposed ones and
+  # batch-blocked kernel gradients for 3×3 ones. Same function either way.
   c.generator.conv_impl = "auto"
 
   c.inversion = ml_collections.ConfigDict()
@@ -337,6 +346,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
 PIXEL_INVERSION_STARTS = ("shapes", "strokes")
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def compute_dtype(config):
+  """The models' `dtype` field for `config.compute_dtype`: None for float32 (Flax's default,
+  the inputs' dtype), else the JAX dtype."""
+  return None if config.compute_dtype == "float32" else jnp.dtype(config.compute_dtype)
+
+
+def _check_compute_dtype(value, need) -> None:
+  need(value in COMPUTE_DTYPES, "compute_dtype", f"one of {COMPUTE_DTYPES}")
+  # float16 needs loss scaling on hardware without fast float16 (CPUs, TPUs): not offered there.
+  if value == "float16" and jax.default_backend() != "gpu":
+    need(False, "compute_dtype", f"float16 runs on GPUs only (this backend: {jax.default_backend()}); "
+                                 "use bfloat16 or float32")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Named errors for values no run could use; called before any compile."""
   errors = []
@@ -397,9 +423,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
   need(config.seed >= 0, "seed", "a non-negative integer")
-  need(not config.data_dir or Path(config.data_dir).is_dir(), "data_dir",
+  _check_compute_dtype(config.compute_dtype, need)
+  for folder in (config.data_dir, config.init_from, *config.classifier_ensemble.workdirs):
+    if folder:
+      paths.check_filesystem(folder)  # gs://... without its filesystem package: a clear error
+  need(not config.data_dir or epath.Path(config.data_dir).is_dir(), "data_dir",
        "an existing folder with one subfolder per dataset, or empty")
-  need(not config.init_from or (Path(config.init_from) / "config.json").is_file(), "init_from",
+  need(not config.init_from or (epath.Path(config.init_from) / "config.json").is_file(), "init_from",
        "the workdir of a finished `jaxinv train-classifier` run (with config.json), or empty")
   need(not config.classifier_fn or (":" in config.classifier_fn and not config.init_from),
        "classifier_fn", "'package.module:factory' or 'file.py:factory', and init_from left empty "
@@ -485,7 +515,7 @@ def _validate_faithful(config, need) -> None:
        "classifier_ensemble.workdirs",
        "at least one classifier workdir when priors.classifier_ensemble > 0")
   for workdir in config.classifier_ensemble.workdirs:
-    need((Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
+    need((epath.Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")
   for field in ("pixel.images_per_class", "pixel.batch_size", "pixel.steps"):
     need(isinstance(config_get(config, field), int) and config_get(config, field) > 0, field,
@@ -501,14 +531,13 @@ def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.Con
   config = ml_collections.ConfigDict(config.to_dict())
   for field in ("init_from", "data_dir"):
     if config[field]:
-      config[field] = str(Path(config[field]).absolute())
+      config[field] = paths.absolute(config[field])  # gs://... stays as it is
   module, _, factory = config.classifier_fn.rpartition(":")
   if module.endswith(".py"):  # a file: absolute too; a module name stays as it is
-    config.classifier_fn = f"{Path(module).absolute()}:{factory}"
+    config.classifier_fn = f"{paths.absolute(module)}:{factory}"
   if data.folder_path(config.dataset) is not None:
-    config.dataset = data.FOLDER_PREFIX + str(data.folder_path(config.dataset).absolute())
-  config.classifier_ensemble.workdirs = tuple(str(Path(w).absolute())
-                                              for w in config.classifier_ensemble.workdirs)
+    config.dataset = data.FOLDER_PREFIX + paths.absolute(data.folder_path(config.dataset))
+  config.classifier_ensemble.workdirs = tuple(paths.absolute(w) for w in config.classifier_ensemble.workdirs)
   return config
 
 
@@ -520,7 +549,7 @@ def config_get(config, dotted: str):
 
 
 def save_json(config: ml_collections.ConfigDict, path: os.PathLike) -> None:
-  Path(path).write_text(config.to_json(indent=2, sort_keys=True) + "\n")
+  epath.Path(path).write_text(config.to_json(indent=2, sort_keys=True) + "\n")
 
 
 # Fields added with a default that changes what a run computes: a saved config without
@@ -532,7 +561,7 @@ ABSENT_FROM_SAVED = {"ood.shape_images": 0, "ood.pixel_inversions_per_class": 0,
 def load_json(path: os.PathLike) -> ml_collections.ConfigDict:
   """A saved config laid over the current defaults of its dataset, so runs saved
   before a field was added still load (the new field takes its default)."""
-  stored = json.loads(Path(path).read_text())
+  stored = json.loads(epath.Path(path).read_text())
   config = default_config(stored.get("dataset", "digits"))
   for dotted, value in ABSENT_FROM_SAVED.items():
     *parents, name = dotted.split(".")

@@ -156,6 +156,10 @@ def load(name: str, split: str, *, data_dir: str | os.PathLike | None = None,
   expected = info(name, tfds_dir=tfds_dir)
   if split not in SPLITS:
     raise ValueError(f"unknown split {split!r} for {name}; allowed: {', '.join(SPLITS)}")
+  if data_dir is None:
+    data_dir = os.environ.get(DATA_DIR_ENV) or None
+  if data_dir is not None and "://" in os.fspath(data_dir):  # a bucket: read from a local copy
+    data_dir = _local_mirror(os.fspath(data_dir), name)
   data_dir = _resolve_dir(data_dir, DATA_DIR_ENV)
   tfds_dir = _resolve_dir(tfds_dir, TFDS_DIR_ENV)
   tfds_dir = os.fspath(tfds_dir) if tfds_dir is not None else None
@@ -192,6 +196,26 @@ def _cifar10_local(data_dir, download) -> pathlib.Path | None:
   if cifar_bin.has_files(data_dir / "cifar10"):
     return data_dir / "cifar10"
   return None
+
+
+def _local_mirror(cloud_dir: str, name: str) -> pathlib.Path:
+  """A bucket's data folder (gs://.../NAME/) copied once into a local cache through
+  etils.epath: the readers checksum, decompress and memory-map local files. Files whose
+  size matches are not copied again. Returns the cache's data_dir (holding NAME/)."""
+  from etils import epath
+
+  from jaxinv import paths
+  paths.check_filesystem(cloud_dir)
+  cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "jaxinv" / "data"
+  local = cache / cloud_dir.replace("://", "/")
+  source = epath.Path(cloud_dir) / name
+  if source.is_dir():
+    (local / name).mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+      target = local / name / item.name
+      if item.is_file() and not (target.is_file() and target.stat().st_size == item.stat().length):
+        target.write_bytes(item.read_bytes())
+  return local
 
 
 def _load_uint8(name, split, data_dir, tfds_dir, download):

@@ -36,7 +36,9 @@ def running_statistics(batch_stats, path):
 
 
 def layer_statistics(x):
-  """Per-channel batch mean and (biased) variance over every axis but the last."""
+  """Per-channel batch mean and (biased) variance over every axis but the last, in at least
+  float32 (a bfloat16 classifier's batch-norm inputs are bfloat16)."""
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
   axes = tuple(range(x.ndim - 1))
   return jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
 

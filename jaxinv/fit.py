@@ -6,6 +6,7 @@ import os
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 
 from jaxinv import checkpoint, loop
 from jaxinv.inversion import Inversion
@@ -15,6 +16,8 @@ def generator_fingerprint(generator) -> dict:
   """The generator's fields: what decides a checkpoint's arrays and meaning."""
   fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator)
             if f.name not in ("parent", "name")}
+  if fields.get("dtype") is not None:  # JSON: the dtype's name
+    fields["dtype"] = jnp.dtype(fields["dtype"]).name
   return {"class": type(generator).__name__, **fields}
 
 

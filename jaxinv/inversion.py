@@ -93,6 +93,7 @@ def _as_classifier(classifier) -> classifier_lib.Classifier:
 
 def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int | None = None,
                    generator: nn.Module | None = None, mode: str = "vector_matrix",
+                   compute_dtype=None,
                    batch_size: int = 64, steps: int = 1500, learning_rate: float = 2e-3,
                    optimizer: optax.GradientTransformation | None = None,
                    alpha: float = 1.0, beta: float = 4.0, gamma: float = 1.0, delta: float = 1.0,
@@ -106,7 +107,11 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
   - `image_shape`: (H, W, C) of the images to generate (NHWC, in [-1, 1]);
     `num_classes` is read from the classifier when not given.
   - `generator`: any Linen module with jaxinv's generator interface (default:
-    `paper_generator(num_classes, image_shape, mode=mode)`).
+    `paper_generator(num_classes, image_shape, mode=mode, dtype=compute_dtype)`).
+  - `compute_dtype`: e.g. `jnp.bfloat16` for the default generator's computations
+    (parameters, optimizer state, losses and metrics stay float32); a classifier runs in
+    its own dtype (`InputSpec.dtype` casts its input; jaxinv's classifiers have a `dtype`
+    field).
   - Loss: `alpha`·KL(p‖q) + `beta`·CE(q, y) + `gamma`·pairwise cosine + `delta`·Gram
     orthogonality of the features; `terms` adds `{name: (weight, term)}` with
     `term(steps.TermContext) -> scalar` (priors, feature statistics, multi-classifier,
@@ -130,7 +135,7 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
     num_classes = int(jax.eval_shape(classifier.apply_fn, classifier.params,
                                      jnp.zeros((1, *image_shape)))[0].shape[-1])
   if generator is None:
-    generator = paper_generator(num_classes, image_shape, mode=mode)
+    generator = paper_generator(num_classes, image_shape, mode=mode, dtype=compute_dtype)
   elif (generator.num_classes, tuple(generator.image_shape)) != (num_classes, image_shape):
     raise ValueError(f"The generator makes {tuple(generator.image_shape)} images of "
                      f"{generator.num_classes} classes, but the classifier takes {image_shape} images "

@@ -51,6 +51,8 @@ def load_generator(directory: str | os.PathLike):
   spec = json.loads(spec_path.read_text())
   fields = {k: v for k, v in spec.items() if k != "class"}
   fields["image_shape"] = tuple(fields["image_shape"])
+  if fields.get("dtype") is not None:
+    fields["dtype"] = jnp.dtype(fields["dtype"])
   generator = _GENERATORS[spec["class"]](**fields)
   k = generator.num_classes
   shapes = jax.eval_shape(lambda key: generator.init(

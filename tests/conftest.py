@@ -71,3 +71,12 @@ def data_dir() -> Path:
   path = Path(os.environ["JAXINV_DATA_DIR"])
   assert (path / "mnist").is_dir(), f"real data files expected under {path}"
   return path
+
+
+@pytest.fixture
+def cpu_forms():
+  """jaxinv.cpu switched on for one test (the hand-made convolution forms with impl="auto"
+  on a CPU; off again after). Library code leaves it off by default."""
+  import jaxinv.cpu
+  with jaxinv.cpu.switched(True):
+    yield

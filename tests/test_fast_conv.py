@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxinv import cpu_convolutions
-from jaxinv.models import fast_conv
+from jaxinv.cpu import convolutions as cpu_convolutions
+from jaxinv.cpu import fast_conv
 
 
 @pytest.mark.parametrize("kernel,padding,size", [
@@ -195,10 +195,10 @@ def test_few_output_channel_conv_matches_lax_conv_in_every_mode_of_differentiati
     _assert_same_in_every_mode(few, reference, x, w, rng)
 
 
-def test_conv2d_takes_the_custom_gradient_only_when_asked():
+def test_conv2d_takes_the_custom_gradient_only_when_asked(cpu_forms):
   """"im2col" goes through the custom rule (a custom_vjp call in the jaxpr); "blocked"
   through a custom_jvp once the batch exceeds one block; "xla" through neither; "auto"
-  picks the CPU choice on a CPU."""
+  picks the CPU choice on a CPU with jaxinv.cpu switched on."""
   x, w = jnp.ones((1, 6, 6, 2)), jnp.ones((3, 3, 2, 4))
   jaxpr = lambda impl, x=x: str(jax.make_jaxpr(lambda w: fast_conv.conv2d(x, w, "SAME", impl))(w))
   assert "custom_vjp" in jaxpr("im2col")

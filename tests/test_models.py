@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from jaxinv import conditioning
+from jaxinv.cpu import layers as cpu_layers
 from jaxinv.models import classifiers, layers
 from jaxinv.models.generator import ConditionedGenerator, UPSAMPLE_KINDS
-from jaxinv.models.layers import SubPixelConvTranspose, max_pool_2x2
+from jaxinv.cpu.layers import SubPixelConvTranspose
+from jaxinv.models.layers import max_pool_2x2
 
 import flax.linen as nn
 
@@ -165,11 +167,11 @@ def test_max_pool_2x2_forward_mode_second_order_and_vmap_match_flax():
 
 @pytest.mark.parametrize("impl", ["blocked", "xla", "im2col"])
 def test_conv_module_is_flax_conv_with_the_same_parameters(impl):
-  """layers.Conv (the paper CNN's convolutions) initialises the same parameters under the
+  """cpu.layers.Conv (the paper CNN's convolutions) initialises the same parameters under the
   same names as nn.Conv, so checkpoints made before it load, and computes the same."""
   x = jax.random.normal(jax.random.key(0), (70, 6, 6, 3))
   for use_bias in (False, True):
-    mine = layers.Conv(5, (3, 3), use_bias=use_bias, impl=impl)
+    mine = cpu_layers.Conv(5, (3, 3), use_bias=use_bias, impl=impl)
     theirs = nn.Conv(5, (3, 3), padding="SAME", use_bias=use_bias)
     params = mine.init(jax.random.key(1), x)
     reference = theirs.init(jax.random.key(1), x)
@@ -185,17 +187,17 @@ def test_conv_module_is_flax_conv_with_the_same_parameters(impl):
 
 
 @pytest.mark.parametrize("impl", ["blocked", "xla", "im2col", "auto"])
-def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl):
-  """layers.UpsampleConv (the resize generator's H/2 → H layer) = nn.Conv 3×3 'SAME' of the
+def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl, cpu_forms):  # "auto": the CPU form
+  """cpu.layers.UpsampleConv (the resize generator's H/2 → H layer) = nn.Conv 3×3 'SAME' of the
   nearest-upsampled map: same parameters under the same names, same values and gradients
   (input and kernel) in float64, odd sizes and a batch over one kernel-gradient block."""
   with jax.enable_x64(True):
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.normal(size=(11, 5, 4, 3)))
     for use_bias in (False, True):
-      mine = layers.UpsampleConv(4, use_bias=use_bias, impl=impl)
+      mine = cpu_layers.UpsampleConv(4, use_bias=use_bias, impl=impl)
       theirs = nn.Conv(4, (3, 3), padding="SAME", use_bias=use_bias, param_dtype=jnp.float64)
-      up = layers.upsample_nearest_2x(x)
+      up = cpu_layers.upsample_nearest_2x(x)
       reference = theirs.init(jax.random.key(1), up)
       assert jax.tree.map(jnp.shape, mine.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, reference)
       params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), reference)
@@ -205,13 +207,13 @@ def test_upsample_conv_is_flax_conv_of_the_upsampled_map(impl):
       target = jnp.asarray(rng.normal(size=out.shape))
       loss = lambda apply: lambda p, x: jnp.sum(jnp.sin(apply(p, x)) * target)
       ours = jax.grad(loss(mine.apply), argnums=(0, 1))(params, x)
-      flax_grads = jax.grad(loss(lambda p, x: theirs.apply(p, layers.upsample_nearest_2x(x))),
+      flax_grads = jax.grad(loss(lambda p, x: theirs.apply(p, cpu_layers.upsample_nearest_2x(x))),
                             argnums=(0, 1))(params, x)
       jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10), ours, flax_grads)
   # float32 initialisation: the same parameters as nn.Conv's under the same key.
   x32 = jnp.ones((2, 5, 5, 3))
-  jax.tree.map(np.testing.assert_array_equal, layers.UpsampleConv(4, impl=impl).init(jax.random.key(2), x32),
-               nn.Conv(4, (3, 3), use_bias=False).init(jax.random.key(2), layers.upsample_nearest_2x(x32)))
+  jax.tree.map(np.testing.assert_array_equal, cpu_layers.UpsampleConv(4, impl=impl).init(jax.random.key(2), x32),
+               nn.Conv(4, (3, 3), use_bias=False).init(jax.random.key(2), cpu_layers.upsample_nearest_2x(x32)))
 
 
 def test_sampling_keeps_dropout_and_is_reproducible():

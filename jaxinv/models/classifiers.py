@@ -3,14 +3,29 @@
 Every classifier returns `(logits, aux)`; `aux["penultimate"]` holds the features
 the diversity losses use. Batch norm keeps its running statistics in the
 `batch_stats` collection; dropout draws from the `dropout` rng.
+
+`dtype` is the compute dtype (float32, or bfloat16 / float16 for mixed precision):
+parameters stay float32, and logits and `aux` come out as float32 so losses and metrics
+are computed in float32. None (the default): the inputs' dtype, as in Flax.
 """
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import numpy as np
+import jax
+import jax.numpy as jnp
 
-from jaxinv.models.layers import Conv, max_pool_2x2
+from jaxinv.models import layers
+from jaxinv.models.layers import max_pool_2x2
+
+F32 = jnp.float32
+
+
+def _float32(logits, aux):
+  """Logits and features in at least float32, whatever the compute dtype (losses read them)."""
+  up = lambda a: a.astype(jnp.promote_types(a.dtype, F32))
+  return up(logits), jax.tree.map(up, aux)
 
 
 def _leaky_relu(x):
@@ -24,21 +39,24 @@ class MLP(nn.Module):
   hidden: Sequence[int] = (256, 128)
   dropout_rate: float = 0.2
   batch_norm: bool = False  # dense → batch norm → LeakyReLU (the reconstruction recipe)
+  dtype: Any = None  # compute dtype (None: the inputs'); parameters are float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     h = x.reshape(x.shape[0], -1)
     for i, width in enumerate(self.hidden):
-      h = nn.Dense(width, use_bias=not self.batch_norm, name=f"dense{i}")(h)
+      h = nn.Dense(width, use_bias=not self.batch_norm, dtype=self.dtype, param_dtype=F32,
+                   name=f"dense{i}")(h)
       if self.batch_norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(h)
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                         param_dtype=F32, name=f"bn{i}")(h)
       h = _leaky_relu(h)
       if i < len(self.hidden) - 1:
         h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     features = h
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    logits = nn.Dense(self.num_classes, name="head")(h)
-    return logits, {"penultimate": features}
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=F32, name="head")(h)
+    return _float32(logits, {"penultimate": features})
 
 
 class PaperCNN(nn.Module):
@@ -49,37 +67,44 @@ class PaperCNN(nn.Module):
   channels: Sequence[int] = (32, 64)
   dense_width: int = 128
   dropout_rate: float = 0.25
-  conv_impl: str = "auto"  # how the convolutions are differentiated (jaxinv.models.fast_conv)
+  conv_impl: str = "auto"  # how the convolutions are computed (jaxinv.models.layers.conv)
+  dtype: Any = None  # compute dtype (None: the inputs'); parameters are float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     aux = {}
     h = x
     for i, ch in enumerate(self.channels):
-      h = Conv(ch, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl, name=f"conv{i}")(h)
-      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(h)
+      h = layers.conv(h, ch, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                      name=f"conv{i}")
+      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype, param_dtype=F32,
+                       name=f"bn{i}")(h)
       h = max_pool_2x2(_leaky_relu(h))
       aux[f"block{i}"] = h
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    h = _leaky_relu(nn.Dense(self.dense_width, name="dense")(h.reshape(h.shape[0], -1)))
+    h = _leaky_relu(nn.Dense(self.dense_width, dtype=self.dtype, param_dtype=F32,
+                             name="dense")(h.reshape(h.shape[0], -1)))
     aux["penultimate"] = h
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
-    return nn.Dense(self.num_classes, name="head")(h), aux
+    return _float32(nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=F32, name="head")(h), aux)
 
 
 class _ResidualBlock(nn.Module):
   channels: int
   strides: int = 1
+  dtype: Any = None  # compute dtype (None: the inputs'); parameters are float32
 
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
-    h = nn.Conv(self.channels, (3, 3), self.strides, padding="SAME", use_bias=False, name="conv0")(x)
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                                     param_dtype=F32, name=name)
+    conv = lambda *args, **kwargs: nn.Conv(*args, use_bias=False, dtype=self.dtype, param_dtype=F32, **kwargs)
+    h = conv(self.channels, (3, 3), self.strides, padding="SAME", name="conv0")(x)
     h = nn.relu(norm("bn0")(h))
-    h = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, name="conv1")(h)
+    h = conv(self.channels, (3, 3), padding="SAME", name="conv1")(h)
     h = norm("bn1")(h)
     if x.shape != h.shape:
-      x = nn.Conv(self.channels, (1, 1), self.strides, use_bias=False, name="proj")(x)
+      x = conv(self.channels, (1, 1), self.strides, name="proj")(x)
       x = norm("bn_proj")(x)
     return nn.relu(h + x)
 
@@ -90,19 +115,22 @@ class SmallResNet(nn.Module):
   num_classes: int
   stage_channels: Sequence[int] = (32, 64, 128)
   dropout_rate: float = 0.1
+  dtype: Any = None  # compute dtype (None: the inputs'); parameters are float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    h = nn.Conv(self.stage_channels[0], (3, 3), padding="SAME", use_bias=False, name="stem")(x)
-    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(h))
+    h = nn.Conv(self.stage_channels[0], (3, 3), padding="SAME", use_bias=False, dtype=self.dtype,
+                param_dtype=F32, name="stem")(x)
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                             param_dtype=F32, name="stem_bn")(h))
     aux = {}
     for i, ch in enumerate(self.stage_channels):
-      h = _ResidualBlock(ch, strides=1 if i == 0 else 2, name=f"stage{i}")(h, train)
+      h = _ResidualBlock(ch, strides=1 if i == 0 else 2, dtype=self.dtype, name=f"stage{i}")(h, train)
       aux[f"block{i}"] = h
     features = h.mean(axis=(1, 2))
     aux["penultimate"] = features
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
-    return nn.Dense(self.num_classes, name="head")(h), aux
+    return _float32(nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=F32, name="head")(h), aux)
 
 
 class WhitenedConvNet(nn.Module):
@@ -116,26 +144,28 @@ class WhitenedConvNet(nn.Module):
   whiten_width: int = 24  # 2 × the 12 dimensions of a 2×2×3 patch (each filter and its negative)
   logit_scale: float = 1 / 9  # small logits at the start, as in the recipe
   conv_impl: str = "auto"
+  dtype: Any = None  # compute dtype (None: the input's); parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     # Running statistics move fast (Flax momentum 0.6): the recipe trains for few steps.
-    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.6, name=name)
-    h = Conv(self.whiten_width, (2, 2), padding="VALID", impl=self.conv_impl, name="whiten")(x)
-    h = nn.gelu(h)
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.6, dtype=self.dtype,
+                                     param_dtype=F32, name=name)
+    conv = lambda h, width, kernel, name, **kw: layers.conv(h, width, kernel, impl=self.conv_impl,
+                                                            dtype=self.dtype, name=name, **kw)
+    h = nn.gelu(conv(x, self.whiten_width, (2, 2), "whiten", padding="VALID"))
     aux = {}
     for i, width in enumerate(self.widths):
-      h = Conv(width, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl,
-               name=f"block{i}_conv0")(h)
+      h = conv(h, width, (3, 3), f"block{i}_conv0", use_bias=False)
       h = nn.gelu(norm(f"block{i}_bn0")(max_pool_2x2(h)))
-      h = Conv(width, (3, 3), padding="SAME", use_bias=False, impl=self.conv_impl,
-               name=f"block{i}_conv1")(h)
+      h = conv(h, width, (3, 3), f"block{i}_conv1", use_bias=False)
       h = nn.gelu(norm(f"block{i}_bn1")(h))
       aux[f"block{i}"] = h
     features = h.max(axis=(1, 2))
     aux["penultimate"] = features
-    logits = nn.Dense(self.num_classes, use_bias=False, name="head")(features) * self.logit_scale
-    return logits, aux
+    logits = nn.Dense(self.num_classes, use_bias=False, dtype=self.dtype, param_dtype=F32,
+                      name="head")(features) * self.logit_scale
+    return _float32(logits, aux)
 
 
 def patch_whitening_kernel(images: np.ndarray, out_channels: int = 24,

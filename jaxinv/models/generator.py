@@ -9,20 +9,25 @@ The hot matrix is injected where the feature map is K×K, which is why the dense
 layer produces a K×K map; dropout acts on the up-convolutions after it, never on
 the matrix itself, which carries the label. Up-sampling is either transposed convolutions
 (`upsample="transpose"`, the paper's up-convolutions, computed as
-`nn.ConvTranspose` computes them but in the sub-pixel form of
-`layers.SubPixelConvTranspose`, which XLA differentiates fast) or resize-convolutions
-(`upsample="resize"`: nearest/bilinear resize then a 3×3 convolution, which
-avoids checkerboard artefacts and compiles to plain convolutions; the nearest 2× one
-as four 2×2 convolutions of the small map, `layers.UpsampleConv`). Output range
+`nn.ConvTranspose`) or resize-convolutions (`upsample="resize"`: nearest/bilinear resize then
+a 3×3 convolution, which avoids checkerboard artefacts). With `jaxinv.cpu` switched on, a CPU
+backend computes both in forms XLA:CPU differentiates fast (`models.layers`). Output range
 is fixed to [-1, 1] by `tanh`, the input range of every jaxinv classifier.
+
+`dtype` is the compute dtype (float32, or bfloat16 / float16 for mixed precision): parameters
+stay float32, batch norm reduces in float32, and the images come out as float32
+(None: the inputs' dtype, as in Flax).
 """
+
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxinv import conditioning
-from jaxinv.models.layers import Conv, RateDropout, SubPixelConvTranspose, UpsampleConv
+from jaxinv.models import layers
+from jaxinv.models.layers import RateDropout
 
 UPSAMPLE_KINDS = ("transpose", "resize")
 
@@ -45,9 +50,10 @@ class ConditionedGenerator(nn.Module):
   latent_dim: int = 100  # size of z
   embed_dim: int = 100
   upsample: str = "resize"
-  # How convolutions are differentiated (fast_conv.IMPLS): "auto" = im2col for the
-  # transposed ones and batch-blocked kernel gradients for the 3×3 ones on CPU, XLA's own elsewhere.
+  # How convolutions are computed (jaxinv.cpu.fast_conv.IMPLS): "auto" = Flax's own layers,
+  # or with jaxinv.cpu switched on and a CPU backend its hand-made forms; "xla" = Flax's own.
   conv_impl: str = "auto"
+  dtype: Any = None  # compute dtype (None: the inputs'); parameters are float32 whatever it is
 
   def setup_check(self):
     h, w, _ = self.image_shape
@@ -72,7 +78,8 @@ class ConditionedGenerator(nn.Module):
     k = self.num_classes
     size, _, out_channels = self.image_shape
     half = size // 2
-    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                                     param_dtype=jnp.float32, name=name)
     active = train if dropout is None else dropout
     rate = self.dropout_rate if dropout_rate is None else dropout_rate
 
@@ -83,16 +90,18 @@ class ConditionedGenerator(nn.Module):
 
     inputs = [z]
     if self.mode == "label":
-      inputs.append(nn.Embed(k, self.embed_dim, name="label_embed")(y))
+      inputs.append(nn.Embed(k, self.embed_dim, dtype=self.dtype, param_dtype=jnp.float32, name="label_embed")(y))
     elif uses_vector(self.mode):
       # p's entries are O(1/K); scaled by K the embedding starts at the scale of z,
       # otherwise the label signal is drowned by the latent at initialisation.
-      inputs.append(nn.Dense(self.embed_dim, use_bias=False, name="vector_embed")(p * k))
+      inputs.append(nn.Dense(self.embed_dim, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
+                             name="vector_embed")(p * k))
     h = jnp.concatenate(inputs, axis=-1)
 
     # Layers followed by batch norm carry no bias: its gradient is zero in exact
     # arithmetic, and Adam would turn the rounding noise into full-size steps.
-    h = nn.Dense(k * k * 2 * self.width, use_bias=False, name="project")(h)
+    h = nn.Dense(k * k * 2 * self.width, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
+                 name="project")(h)
     h = nn.relu(norm("bn_project")(h)).reshape(-1, k, k, 2 * self.width)
     matrix_channels = 0
     if uses_matrix(self.mode):
@@ -103,21 +112,22 @@ class ConditionedGenerator(nn.Module):
     # K×K → H/2.
     if self.upsample == "transpose" and half >= k:
       kernel = half - k + 1
-      h = SubPixelConvTranspose(2 * self.width, (kernel, kernel), padding="VALID", use_bias=False,
-                                impl=self.conv_impl, constant_channels=matrix_channels, name="up0")(h)
+      h = layers.conv_transpose(h, 2 * self.width, (kernel, kernel), padding="VALID", use_bias=False,
+                                impl=self.conv_impl, dtype=self.dtype, constant_channels=matrix_channels,
+                                name="up0")
     else:
       h = jax.image.resize(h, (h.shape[0], half, half, h.shape[-1]), method="bilinear")
-      h = Conv(2 * self.width, (3, 3), use_bias=False, impl=self.conv_impl, name="up0")(h)
+      h = layers.conv(h, 2 * self.width, (3, 3), use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                      name="up0")
     h = drop(nn.relu(norm("bn_up0")(h)))
 
     # H/2 → H.
     if self.upsample == "transpose":
-      h = SubPixelConvTranspose(self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
-                                impl=self.conv_impl, name="up1")(h)
+      h = layers.conv_transpose(h, self.width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+                                impl=self.conv_impl, dtype=self.dtype, name="up1")
     else:
-      # = Conv(width, (3, 3))(upsample_nearest_2x(h)), same parameters; on one CPU device
-      # computed as four 2×2 convolutions of h (layers.UpsampleConv).
-      h = UpsampleConv(self.width, impl=self.conv_impl, name="up1")(h)
+      h = layers.upsample_conv(h, self.width, impl=self.conv_impl, dtype=self.dtype, name="up1")
     h = drop(nn.relu(norm("bn_up1")(h)))
-    h = Conv(out_channels, (3, 3), impl=self.conv_impl, name="to_image")(h)
-    return jnp.tanh(h)
+    h = layers.conv(h, out_channels, (3, 3), impl=self.conv_impl, dtype=self.dtype, name="to_image")
+    # Losses and priors read the image in (at least) float32.
+    return jnp.tanh(h).astype(jnp.promote_types(h.dtype, jnp.float32))

@@ -10,11 +10,12 @@ the table goes to `WORKDIR/ablation.md` and `WORKDIR/ablation.json`.
 import json
 import logging
 import math
-from pathlib import Path
 
 import ml_collections
+from etils.epath import Path
 
 from jaxinv import config as config_lib
+from jaxinv import paths
 from jaxinv.runs import evaluation, inversion
 
 ABLATION_MODES = ("label", "vector", "matrix", "vector_matrix")
@@ -74,7 +75,7 @@ def run(config, workdir, verifier_dir=None, *, modes=ABLATION_MODES, num_per_cla
       log.info("ablation row %s: training (%d steps)", name, row_config.inversion.steps)
       inversion.run(row_config, row_dir)
     settings = {"num_per_class": num_per_class, "seed": seed, "generator_steps": row_config.inversion.steps,
-                "verifier": None if verifier_dir is None else str(Path(verifier_dir).absolute())}
+                "verifier": None if verifier_dir is None else paths.absolute(verifier_dir)}
     result = _saved_evaluation(row_dir, settings)
     if result is None:
       result = evaluation.run(row_dir, verifier_dir, num_per_class=num_per_class, seed=seed,
@@ -82,8 +83,8 @@ def run(config, workdir, verifier_dir=None, *, modes=ABLATION_MODES, num_per_cla
     table.append({"row": name, "mode": row_config.generator.mode,
                   "cos_orth": row_config.inversion.gamma > 0 or row_config.inversion.delta > 0,
                   **{k: result.get(k) for k in TABLE_FIELDS if k in result}})
-  record = {"dataset": config.dataset, "classifier": str(Path(config.init_from).absolute()),
-            "verifier": None if verifier_dir is None else str(Path(verifier_dir).absolute()),
+  record = {"dataset": config.dataset, "classifier": paths.absolute(config.init_from),
+            "verifier": None if verifier_dir is None else paths.absolute(verifier_dir),
             "seed": config.seed, "eval_seed": seed, "steps": config.inversion.steps,
             "gamma": config.inversion.gamma, "delta": config.inversion.delta,
             "num_per_class": num_per_class, "rows": table}

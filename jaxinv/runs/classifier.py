@@ -2,16 +2,16 @@
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils.epath import Path
 
-from jaxinv import adversarial, checkpoint, data, distributed, metrics, plotting, rng, sharding, steps, subsets
-from jaxinv import transforms
+from jaxinv import adversarial, checkpoint, data, distributed, metrics, paths, plotting, rng, sharding, steps
+from jaxinv import subsets, transforms
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv import loop
@@ -21,7 +21,8 @@ EVAL_BATCH = 500
 log = logging.getLogger(__name__)
 
 
-def build_model(config, num_classes: int):
+def build_model(config, num_classes: int, dtype=None):
+  """The classifier of `config`; `dtype` its compute dtype (None: float32, Flax's default)."""
   extra = {"batch_norm": True} if config.classifier.model == "mlp" and config.classifier.mlp_batch_norm else {}
   if config.classifier.model == "cnn":
     extra["conv_impl"] = config.classifier.conv_impl
@@ -30,7 +31,7 @@ def build_model(config, num_classes: int):
     return classifiers.build_classifier("airbench", num_classes,
                                         conv_impl=config.classifier.conv_impl, **widths)
   return classifiers.build_classifier(config.classifier.model, num_classes,
-                                      dropout_rate=config.classifier.dropout_rate, **extra)
+                                      dropout_rate=config.classifier.dropout_rate, dtype=dtype, **extra)
 
 
 def epoch_steps(num_examples: int, batch_size: int) -> int:
@@ -142,11 +143,11 @@ def open_checkpoints(config, directory) -> checkpoint.Checkpointer:
 def run(config, workdir) -> dict:
   config_lib.validate(config)
   config = config_lib.with_absolute_paths(config)
+  work = Workdir(workdir)  # a missing filesystem package or an unwritable folder: an error now
   distributed.initialize(config.distributed)
   info = data.info(config.dataset)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
-  work = Workdir(workdir)
 
   train_x, train_y = load_split(config, "train")
   test_x, test_y = load_split(config, "test")
@@ -155,7 +156,9 @@ def run(config, workdir) -> dict:
   total_steps = config.classifier.steps or steps_per_epoch * config.classifier.epochs
 
   keys = rng.named_keys(config.seed, ["init", "dropout"])
-  model = build_model(config, info.num_classes)
+  # Mixed precision: the model computes in config.compute_dtype, its parameters, the optimizer
+  # state and the loss stay float32 (the classifiers return float32 logits).
+  model = build_model(config, info.num_classes, config_lib.compute_dtype(config))
   tx = make_optimizer(config, total_steps)
   kernel = whitening_kernel(config, train_x)
   fresh = sharding.create_replicated(
@@ -165,7 +168,7 @@ def run(config, workdir) -> dict:
   if config.max_train_examples and distributed.is_primary():
     # The exact training images, for audits such as `jaxinv reconstruct`.
     labels = data.load(config.dataset, "train", data_dir=config.data_dir or None)[1]
-    np.save(work.path / "train_indices.npy", train_indices(config, labels))
+    paths.save_npy(work.path / "train_indices.npy", train_indices(config, labels))
   # Resume order: this workdir's newest checkpoint, else config.init_from, else fresh.
   state, start_step = ckpt.restore_latest(fresh, fallback=config.checkpoint.fallback_to_intact)
   if state is not None:

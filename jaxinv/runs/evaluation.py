@@ -10,12 +10,12 @@ import io
 import json
 import logging
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
+from etils.epath import Path
 
-from jaxinv import data, metrics, plotting, probes, report, sampling
+from jaxinv import data, metrics, paths, plotting, probes, report, sampling
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.classifier import FEATURES
 from jaxinv.runs import inversion, pixel_inversion
@@ -50,7 +50,7 @@ def classify_target(target: target_lib.Target):
 def _target_record(config, target: target_lib.Target) -> dict:
   record = {"model": target.architecture, **target.record}
   if config.init_from:
-    record["workdir"] = str(Path(config.init_from).absolute())
+    record["workdir"] = paths.absolute(config.init_from)
   return record
 
 
@@ -290,7 +290,7 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
       verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,
       closeness_per_class=closeness_per_class)
   result = {
-      "inversion_dir": str(inversion_dir.absolute()), "dataset": config.dataset,
+      "inversion_dir": paths.absolute(inversion_dir), "dataset": config.dataset,
       "mode": config.generator.mode, "gamma": config.inversion.gamma, "delta": config.inversion.delta,
       "generator_steps": summary.get("steps"), "member": member,
       "target_classifier": _target_record(config, inverted),
@@ -322,7 +322,7 @@ def _verifier(verifier_dir, target_architecture: str, info):
   if verifier_dir is None:
     return None, None
   v_model, v_vars, v_config, v_step = load_verifier(verifier_dir, target_architecture, info)
-  record = {"workdir": str(Path(verifier_dir).absolute()), "model": v_config.classifier.model,
+  record = {"workdir": paths.absolute(verifier_dir), "model": v_config.classifier.model,
             "step": int(v_step), "test_accuracy": _summary(verifier_dir).get("test_accuracy")}
   return (classify_fn(v_model, "penultimate"), v_vars), record
 
@@ -349,7 +349,7 @@ def run_images(run_dir, verifier_dir=None, *, out_dir=None, num_per_class: int =
       closeness_per_class=closeness_per_class)
   summary = _summary(run_dir)
   result = {
-      "inversion_dir": str(run_dir.absolute()), "dataset": config.dataset, "kind": "pixel_inversion",
+      "inversion_dir": paths.absolute(run_dir), "dataset": config.dataset, "kind": "pixel_inversion",
       "generator_steps": summary.get("steps"), "pixel_steps": summary.get("steps"),
       "target_classifier": _target_record(config, inverted),
       "verifier": verifier_record, "num_per_class": int(np.max(np.bincount(gen_labels))), "seed": seed,

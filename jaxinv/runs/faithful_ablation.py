@@ -13,10 +13,10 @@ import json
 import logging
 import math
 import time
-from pathlib import Path
 
 import jax
 import ml_collections
+from etils.epath import Path
 
 from jaxinv import config as config_lib
 from jaxinv import data, sampling

@@ -4,7 +4,7 @@ import dataclasses
 import functools
 import logging
 import time
-from pathlib import Path
+from etils.epath import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +31,7 @@ def build_generator(config, info: data.DatasetInfo) -> ConditionedGenerator:
       num_classes=info.num_classes, image_shape=tuple(info.image_shape), mode=g.mode,
       hot_pattern=g.hot_pattern, dropout_rate=g.dropout_rate, width=g.width,
       latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample,
-      conv_impl=g.get("conv_impl", "auto"))
+      conv_impl=g.get("conv_impl", "auto"), dtype=config_lib.compute_dtype(config))
 
 
 def init_generator_state(config, generator, tx, key) -> steps.TrainState:
@@ -204,8 +204,7 @@ def run(config, workdir) -> dict:
       per_class=inv.eval_samples_per_class, key=eval_keys, real_images=real_x, real_labels=real_y, dropout=config.generator.dropout_at_sampling)
   summary = {
       "dataset": config.dataset,
-      "classifier": ({"workdir": str(Path(config.init_from).absolute()), **source}
-                     if config.init_from else source),
+      "classifier": {"workdir": config.init_from, **source} if config.init_from else source,
       "steps": inv.steps,
   }
   title = f"{config.dataset}: generated, one row per requested class"

@@ -32,16 +32,15 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils.epath import Path
 
-from jaxinv import (checkpoint, data, distributed, garbage_sources, loop, metrics, ood, plotting, rng,
-                    sampling, sharding, steps)
+from jaxinv import (checkpoint, data, distributed, garbage_sources, loop, metrics, ood, paths,
+                    plotting, rng, sampling, sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion as inversion_run
@@ -166,16 +165,15 @@ def garbage_before(config, workdir, r: int, seed=None) -> np.ndarray:
   parts = [seed_images(config) if seed is None else seed]
   for q in range(r):
     path = round_dir(workdir, q) / "garbage.npz"
-    with np.load(path, allow_pickle=False) as f:
-      parts.append(f["images"])
+    parts.append(paths.load_npz(path)["images"])
   return np.concatenate(parts)
 
 
 def _write_npz(path: Path, **arrays) -> None:
   """Written to a temporary name and renamed: a killed write never looks finished."""
   tmp = path.with_name(path.stem + ".partial.npz")
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  paths.save_npz(tmp, **arrays)
+  tmp.replace(path)
 
 
 # --- one round ---
@@ -386,9 +384,9 @@ def run(config, workdir) -> dict:
           source = np.concatenate([source, np.full(len(more_labels), SOURCE_PIXELS, np.int8)])
         if distributed.is_primary():
           _write_npz(rdir / "garbage.npz", images=images, labels=labels, source=source)
-      with np.load(rdir / "garbage.npz", allow_pickle=False) as f:
-        images, labels = f["images"], f["labels"]
-        source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
+      f = paths.load_npz(rdir / "garbage.npz")
+      images, labels = f["images"], f["labels"]
+      source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
       # How the classifier that was inverted sees its inversions (method notes §6, step 4:
       # rounds go on until the inverted samples look in-distribution and their uncertainty drops).
       inv_logits = logits_of(model, cls_vars, images)
@@ -592,9 +590,9 @@ def garbage_rows(config, workdir, per_class: int = 2):
       rows.append((name, seeded[start:start + min(size, count)]))
     start += size
   for r in range(config.ood.rounds):
-    with np.load(round_dir(workdir, r) / "garbage.npz", allow_pickle=False) as f:
-      images, labels = f["images"], f["labels"]
-      source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
+    f = paths.load_npz(round_dir(workdir, r) / "garbage.npz")
+    images, labels = f["images"], f["labels"]
+    source = f["source"] if "source" in f else np.full(len(labels), SOURCE_GENERATOR, np.int8)
     for code, suffix in ((SOURCE_GENERATOR, ""), (SOURCE_PIXELS, " pixels")):
       mine = np.flatnonzero(source == code)
       if len(mine):

@@ -11,15 +11,15 @@ images like a generator's.
 
 import logging
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from etils.epath import Path
 
 from jaxinv import config as config_lib
-from jaxinv import data, pixel_inversion, plotting, rng, steps
+from jaxinv import data, paths, pixel_inversion, plotting, rng, steps
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion, options
 from jaxinv.runs.workdir import Workdir, read_config
@@ -78,15 +78,15 @@ def run(config, workdir) -> dict:
     images, metrics = solve(jnp.asarray(labels[start:start + size]), jax.random.fold_in(key, i))
     images = np.asarray(images)
     seconds.append(time.perf_counter() - began)
-    np.savez(path, images=images, labels=labels[start:start + size], seconds=seconds[-1],
+    paths.save_npz(path, images=images, labels=labels[start:start + size], seconds=seconds[-1],
              **{f"final_{k}": np.asarray(v) for k, v in metrics.items()})
     log.info("pixel batch %d: %.1f s, final target accuracy %.3f", i, seconds[-1],
              float(metrics["target_accuracy"]))
-  parts = [np.load(p, allow_pickle=False) for p in sorted(batch_dir.glob("batch_*.npz"))]
+  parts = [paths.load_npz(p) for p in sorted(batch_dir.glob("batch_*.npz"))]
   images = np.concatenate([p["images"] for p in parts])
   out_labels = np.concatenate([p["labels"] for p in parts])
   batch_seconds = [float(p["seconds"]) for p in parts]
-  np.savez(work.path / "images.npz", images=images, labels=out_labels)
+  paths.save_npz(work.path / "images.npz", images=images, labels=out_labels)
   # The first batch includes compilation; the time per 1 000 images uses the others when there are.
   steady = batch_seconds[1:] or batch_seconds
   summary = {
@@ -111,8 +111,8 @@ def load_images(workdir):
   path = Path(workdir) / "images.npz"
   if not path.is_file():
     raise FileNotFoundError(f"{workdir} has no images.npz: expected a finished `jaxinv pixel-invert` run.")
-  with np.load(path, allow_pickle=False) as f:
-    return f["images"], f["labels"], read_config(workdir, "jaxinv pixel-invert")
+  f = paths.load_npz(path)
+  return f["images"], f["labels"], read_config(workdir, "jaxinv pixel-invert")
 
 
 def is_pixel_run(workdir) -> bool:

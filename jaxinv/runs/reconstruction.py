@@ -13,13 +13,13 @@ Each stage is a resumable run of its own; rerunning the command resumes where it
 import json
 import logging
 import time
-from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
+from etils.epath import Path
 
-from jaxinv import data, leakage, plotting, priors, reconstruction, sampling, subsets
+from jaxinv import data, leakage, paths, plotting, priors, reconstruction, sampling, subsets
 from jaxinv import config as config_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion
@@ -46,7 +46,7 @@ def training_set(classifier_dir, data_dir):
   images, labels = data.load(cls_config.dataset, "train", data_dir=data_dir or None)
   saved = Path(classifier_dir) / "train_indices.npy"
   if saved.is_file():
-    indices = np.load(saved, allow_pickle=False)
+    indices = paths.load_npy(saved)
   else:  # a run from before indices were saved: recompute them from its config
     indices = classifier_run.train_indices(cls_config, labels)
   return images[indices], labels[indices], indices
@@ -117,7 +117,7 @@ def run(config, workdir) -> dict:
       info.class_names, title=f"{config.dataset}, {len(train_y)} training images, "
       f"{classifier_summary.get('model', config.classifier.model)}: best Hungarian matches (SSIM)"),
       "best_matches.png")
-  np.savez(work.path / "reconstructions.npz", images=recon_x, labels=recon_y,
+  paths.save_npz(work.path / "reconstructions.npz", images=recon_x, labels=recon_y,
            best_ssim=best["best_ssim"], best_train_index=indices[best["best_index"]])
 
   audit = {

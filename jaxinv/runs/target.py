@@ -3,9 +3,12 @@ own, returned by a factory (`classifier_fn = "package.module:factory"`)."""
 
 import importlib
 import importlib.util
-from pathlib import Path
 from typing import Any, NamedTuple
 
+from etils.epath import Path
+
+from jaxinv import config as config_lib
+from jaxinv import paths
 from jaxinv.classifier import Classifier, from_linen
 from jaxinv.runs import classifier as classifier_run
 
@@ -61,8 +64,10 @@ def load(config, step: int | None = None) -> Target:
     return Target(from_factory(config.classifier_fn), architecture=config.classifier_fn,
                   record={"classifier_fn": config.classifier_fn})
   model, variables, classifier_config, step = classifier_run.restore(config.init_from, step)
+  # The frozen classifier runs in the inversion's compute dtype (its weights stay float32).
+  model = model.clone(dtype=config_lib.compute_dtype(config))
   classifier = from_linen(model, variables, features=config.inversion.feature_layer)
   return Target(classifier, architecture=classifier_config.classifier.model,
-                record={"path": str(Path(config.init_from).absolute() / "checkpoints"),
+                record={"path": str(Path(paths.absolute(config.init_from)) / "checkpoints"),
                         "step": int(step)},
                 model=model, config=classifier_config)

@@ -1,20 +1,22 @@
 """What a run writes in its workdir: config.json, metrics.jsonl, summary.json and
-figures."""
+figures. The workdir may be a bucket (gs://...): every file goes through `jaxinv.paths`
+(etils.epath)."""
 
 import json
-import os
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
+from etils.epath import Path
 
 from jaxinv import config as config_lib
+from jaxinv import paths
 from jaxinv.distributed import is_primary
 
 
 def read_config(run_dir, produced_by: str):
   """The resolved config of a finished run; a clear error if `run_dir` is not one."""
+  paths.check_filesystem(run_dir)
   path = Path(run_dir) / "config.json"
   if not path.is_file():
     raise FileNotFoundError(
@@ -24,16 +26,10 @@ def read_config(run_dir, produced_by: str):
 
 class Workdir:
   def __init__(self, path):
-    self.path = Path(path)
-    try:
-      self.path.mkdir(parents=True, exist_ok=True)
-      probe = self.path / f".jaxinv_write_probe_{os.getpid()}"
-      probe.write_text("")
-      probe.unlink()
-    except OSError as err:
-      raise PermissionError(f"The workdir {self.path} is not writable ({err.strerror}); choose a "
-                            "writable folder.") from err
+    self.path = paths.ensure_writable_dir(path)
     self._metrics = None
+    # Buckets cannot append to an object: there metrics.jsonl is rewritten whole at each log.
+    self._cloud_lines = None if not paths.is_cloud(path) else []
     self.start_time = time.perf_counter()
 
   @property
@@ -63,8 +59,15 @@ class Workdir:
     record = {"step": int(step), "time_s": round(time.perf_counter() - self.start_time, 3), **values}
     if not is_primary():
       return values
+    path = self.path / "metrics.jsonl"
+    if self._cloud_lines is not None:
+      if not self._cloud_lines and path.exists():
+        self._cloud_lines = path.read_text().splitlines(keepends=True)
+      self._cloud_lines.append(json.dumps(record) + "\n")
+      path.write_text("".join(self._cloud_lines))
+      return values
     if self._metrics is None:
-      self._metrics = open(self.path / "metrics.jsonl", "a")
+      self._metrics = path.open("a")
     self._metrics.write(json.dumps(record) + "\n")
     self._metrics.flush()
     return values
@@ -77,6 +80,8 @@ class Workdir:
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and _parse_step(line) is not None and _parse_step(line) <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
+    if self._cloud_lines is not None:
+      self._cloud_lines = [line + "\n" for line in kept]
 
   def write_summary(self, summary: dict) -> None:
     if is_primary():
@@ -86,7 +91,7 @@ class Workdir:
     import matplotlib.pyplot as plt
     out = self.path / name
     if is_primary():
-      figure.savefig(out, dpi=100)
+      paths.save_figure(figure, out, dpi=100)
     plt.close(figure)
     return out
 

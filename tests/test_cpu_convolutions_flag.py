@@ -1,4 +1,4 @@
-"""jaxinv.cpu_convolutions: the XLA flag moves CPU convolutions off YNNPACK (checked in the
+"""jaxinv.cpu.convolutions: the XLA flag moves CPU convolutions off YNNPACK (checked in the
 compiled program) and computes the same values; the user's XLA_FLAGS and a late call are
 left alone; a bad setting is a clear error."""
 
@@ -11,14 +11,15 @@ import textwrap
 import jax
 import pytest
 
-from jaxinv import cli, cpu_convolutions
+from jaxinv import cli
+from jaxinv.cpu import convolutions as cpu_convolutions
 
 # Runs in a fresh process (XLA reads its flags when the backend starts). Prints whether the
 # compiled 3×3 convolution (classifier-sized: 28 px, 32 → 64 channels) is a YNNPACK
 # fusion, and its value's sum and a few entries.
 _PROBE = textwrap.dedent("""
     import json, sys
-    from jaxinv import cpu_convolutions
+    from jaxinv.cpu import convolutions as cpu_convolutions
     added = cpu_convolutions.use_eigen_convolutions() if sys.argv[1] == "eigen" else False
     import jax, jax.numpy as jnp
     x = jax.random.normal(jax.random.key(0), (8, 28, 28, 32))

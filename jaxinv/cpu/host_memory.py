@@ -1,51 +1,13 @@
 """Host-memory settings that stop XLA:CPU's large buffers from costing page faults.
 
-XLA:CPU allocates every execution's buffers (outputs and the temporary buffer of the
-whole program) with `malloc` from its worker threads. glibc gives each such thread its
-own arena, whose heaps cannot hold a chunk of more than 64 MB, so large buffers are
-`mmap`ed and handed back with `munmap` when freed: every step touches fresh pages and
-pays a page fault per 4 KiB of them. Measured on the project's 2-core AMD EPYC VM
-(jax 0.10.2): an elementwise `x * 2` over 64 MB ran at 3.2–3.6 GB/s, and at 12–17 GB/s
-once freed memory was kept (`numpy.copyto` into an existing array: 10 GB/s).
-
-Two remedies, chosen with `JAXINV_HOST_MEMORY` (the `jaxinv` command reads it):
-
-* `hugepages` (unset: this one, where available) — three glibc tunables
-  (`HUGE_PAGES_TUNABLES`): `hugetlb=1`, malloc asks for transparent huge pages (`madvise`)
-  on what it maps, so a fresh 64 MB buffer costs 32 faults instead of 16 384;
-  `mmap_max=0` and `trim_threshold` 2 GiB, so fewer buffers go back to the kernel between
-  steps (a thread arena's 64 MB heaps still do when wholly free; the process keeps up to
-  2 GiB of freed memory at the top of its main heap). A chunk larger than a thread
-  arena's 64 MB heap is still `mmap`ed, whatever `mmap_max` says (glibc's fallback when
-  no heap can hold it), and unmapped when freed: `strace` of the paper generator's step at
-  batch 256 showed its 1.13 GB temporary buffer and five 80–156 MB buffers mapped and
-  unmapped by XLA's worker threads every step (546 huge-page faults per step; session 17
-  tried `arena_max` 1, 2 and 4 and `top_pad` 64 MB against that and the small generator's
-  heap churn: slower or within noise). Tunables are read when a
-  process starts, so `restart_with_huge_pages()` replaces the starting process (`os.execve`,
-  same process id) by the same command line with `GLIBC_TUNABLES` set; it needs Linux,
-  glibc ≥ 2.35 and the kernel's transparent huge pages in `madvise` or `always` mode.
-  Session 16, Zen 5 VM, Eigen convolutions, two rounds of alternated processes, ms/step
-  left alone → with the tunables: MNIST classifier at batch 256 69–70 → 54–58; inversion
-  steps, small generator 44–46 → 35–37 (batch 64) and 187–188 → 147–167 (256), light
-  48–58 → 39–45 (64), fast 23–24 → 17–19 (64), paper 435–447 → 419–423 (64) but
-  1771–1790 → 1891–1919 (256: 6–8 % slower, its 1.1 GB of fresh buffers per step cost
-  more kernel time in huge pages); fast at batch 32 and the batch-64 classifier unchanged.
-  `hugetlb=1` alone was erratic (small at batch 64: 53 and 64 ms in two rounds), and
-  `mmap_max`/`trim_threshold` alone gained at batch 64 only (small 33–41, light 36–37).
-* `keep` — `keep_freed_memory()` tells glibc (`mallopt`) to use one arena (the main one,
-  which grows with `brk` and can hold any size), never to `mmap` a chunk, and not to
-  return freed memory at the top of the heap to the system below 2 GiB: a buffer freed
-  after one step is reused, already paged in, by the next. The process keeps its peak
-  host memory until it exits, and all threads share one arena — which made small batches
-  *slower* (the whole `configs/mnist.py:fast` run, batch 32: 54–58 s against 45–50 s;
-  session 16: fast generator at batch 64 17.7 → 34.7 ms) while the batch-256 classifier
-  step gained (183 → 130 ms in session 13). It must run before JAX starts its CPU backend.
-* `default` — glibc's own settings, nothing changed.
-
-Nothing computed changes in any mode. The two remedies do nothing off Linux/glibc, when JAX is set
-to a non-CPU platform first (`JAX_PLATFORMS`), or when a GPU/TPU plugin is installed and no
-platform is set (there the host is not where the steps run).
+XLA:CPU mallocs each step's large buffers from its worker threads; glibc `mmap`s and
+unmaps them every step, paying a page fault per 4 KiB. `JAXINV_HOST_MEMORY` picks a remedy:
+`hugepages` (unset: this one, where available) restarts the process (`os.execve`, same pid)
+with glibc tunables for transparent huge pages and fewer returned buffers
+(`restart_with_huge_pages`, Linux with glibc ≥ 2.35); `keep` makes glibc keep freed memory in
+one arena (`keep_freed_memory`, before JAX's backend starts); `default` changes nothing.
+Nothing computed changes; off a CPU backend nothing is done. Only `jaxinv.cpu.enable()` and the
+`jaxinv` command call these. Measurements: docs/performance-cpu.md.
 """
 
 import ctypes
@@ -117,7 +79,7 @@ def keep_freed_memory(warn_if_late: bool = True) -> bool:
     return False
   if backend_started():
     if warn_if_late:
-      warnings.warn("jaxinv.host_memory.keep_freed_memory() has no effect once JAX's backend "
+      warnings.warn("jaxinv.cpu.host_memory.keep_freed_memory() has no effect once JAX's backend "
                     "has started (its threads already own their memory arenas); call it before "
                     "the first JAX computation or jax.devices().", stacklevel=2)
     return False

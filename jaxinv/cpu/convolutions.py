@@ -1,26 +1,17 @@
 """Run XLA:CPU's convolutions on its Eigen path instead of YNNPACK (faster for jaxinv's steps).
 
-jaxlib 0.10 hands float32 convolutions on CPU to YNNPACK (`__ynn_fusion` in the compiled
-HLO). For the small-image convolutions jaxinv trains, XLA's older Eigen path was faster
-in every whole step measured on the project's 2-core AMD EPYC (Zen 5) VM, processes
-alternated, median of 5–9 steps (README "Speed", session 16): the MNIST classifier step
-11.7–12.2 → 9.3–12.1 ms at batch 64 and 77.5–80.4 → 70.0–73.4 ms at 256; inversion steps
-at batch 64: small generator 48.6–56.8 → 47.1–53.2 ms, light 62.2–69.7 → 49.6–57.4, fast
-21.8–22.4 → 18.5–24.0, paper 496–497 → 461–490 (256: 1941–1988 → 1801–1897). Nothing
-computed changes beyond float rounding.
-
-XLA reads its flags when JAX starts its backend (the first computation or
-`jax.devices()`), so `use_eigen_convolutions()` must run before that; the `jaxinv`
-command and `benchmarks/step_speed.py` call it on start unless
-`JAXINV_CPU_CONVOLUTIONS=ynnpack`. It only appends the flag to `XLA_FLAGS`; it leaves
-alone an `XLA_FLAGS` that already sets it, and a jaxlib it was not measured with (an
-unknown XLA flag aborts the process). GPUs and TPUs are not affected (a CPU-only flag).
+jaxlib 0.10 hands float32 CPU convolutions to YNNPACK; for jaxinv's small-image convolutions
+XLA's Eigen path was faster in every whole step measured (docs/performance-cpu.md). XLA reads
+its flags when the backend starts, so `use_eigen_convolutions()` appends its flag to
+`XLA_FLAGS` only before that, leaves alone an `XLA_FLAGS` that already sets it and a jaxlib it
+was not measured with (an unknown flag aborts XLA), and is called only by `jaxinv.cpu.enable()`
+unless `JAXINV_CPU_CONVOLUTIONS=ynnpack`. GPUs and TPUs are not affected (a CPU-only flag).
 """
 
 import os
 import warnings
 
-from jaxinv.host_memory import backend_started
+from jaxinv.cpu.host_memory import backend_started
 
 ENVIRONMENT_VARIABLE = "JAXINV_CPU_CONVOLUTIONS"
 MODES = ("eigen", "ynnpack")
@@ -55,7 +46,7 @@ def use_eigen_convolutions(warn_if_late: bool = True) -> bool:
     return False
   if backend_started():
     if warn_if_late:
-      warnings.warn("jaxinv.cpu_convolutions.use_eigen_convolutions() has no effect once JAX's "
+      warnings.warn("jaxinv.cpu.convolutions.use_eigen_convolutions() has no effect once JAX's "
                     "backend has started (XLA has read its flags); call it before the first "
                     "JAX computation or jax.devices().", stacklevel=2)
     return False

@@ -1,66 +1,13 @@
 """Stride-1 2-D convolution with a backward pass XLA:CPU runs fast; same function.
 
-Measured on this project's 2-core x86-64 CPU (jax 0.10.2, float32, batch 64, per-layer
-timings; whole steps in `benchmarks/step_speed.py --xla-conv`), XLA:CPU's convolutions
-have two speeds:
-- a convolution with *no* padding ('VALID') takes a path 3–4× slower than the same
-  one with any padding (5×5, 256 → 256 channels, 14 → 10 px: 505 ms unpadded,
-  164 ms padded by one row and column with that row and column cropped off);
-- the kernel gradient, a convolution whose "kernel" is the whole output-gradient
-  map, runs at 3–50 GFLOP/s, far below a matrix product (~170 GFLOP/s).
-
-`conv2d` therefore computes the forward pass and the input gradient as padded
-convolutions (adding one cropped row and column where the padding would be zero)
-and the kernel gradient as matrix products of the output gradient with the
-input's patches (im2col), one per kernel row. The unpadded path's slowness is YNNPACK's
-(jaxlib 0.10's choice for convolutions): with XLA's Eigen convolutions
-(`jaxinv.cpu_convolutions`, the `jaxinv` command's default) an unpadded convolution is the
-faster form, and "im2col" keeps it unpadded (see `_padded_conv`). Outputs and gradients are those of
-`lax.conv_general_dilated` up to float rounding (tests compare both). The patch
-matrix costs kh·kw times the input's memory, which is why this path is for CPUs;
-`impl="auto"` takes it only when JAX's default backend is the CPU (cuDNN's own
-convolutions are fast on GPUs).
-
-`impl="blocked"` keeps XLA's own forward pass and gradients but computes the kernel
-gradient in blocks of `default_kernel_gradient_block(h, w)` examples, summed: XLA:CPU's kernel
-gradient (a convolution whose window is the whole h×w output-gradient map, which this
-jaxlib hands to YNNPACK) slows down far more than linearly with the number of pixels
-it sums over (2-core AMD EPYC, nothing else running: classifier conv 32 → 64 channels
-at 14 px, batch 256, 241 ms; as 32 blocks of 8, 47 ms; resize generator 64 → 32 at 28 px,
-batch 64, 379 ms; as blocks of 8, 97 ms). Blocks of 4–16 were within noise of each other
-on the layers measured, 32 and 64 slower. The 3×3 'SAME' convolutions of the classifier
-and of the resize generator use it on CPU (`Conv`'s "auto"); a batch of one block is
-XLA's own program.
-
-A layer whose output has more rows than its input (the generator's "full"-padded K×K → H/2
-layer: 5×5, 10 → 14 px) spends the padded convolution's products on padding rows for 4 of
-its 14 output rows. With at least `ROW_SPLIT_MIN_CHANNELS` input channels and at least
-`ROW_SPLIT_MIN_SKIPPED` of the output rows beyond the input's, "im2col" computes its value as
-one convolution along the width only (the kh kernel rows stacked on the output channels) over
-the input's own rows, then sums the kh row-shifted maps (2-core AMD EPYC Zen 5, 257 → 256
-channels: 94–97 → 82 ms at batch 64, 401–421 → 328–345 ms at batch 256; with 49 → 48 channels
-the sum of maps costs more than it saves, 4.1 → 4.9 ms, and so does the paper generator's
-stride-2 layer as sub-pixel convolution, 2×2 with 1 extra row of 15: 39.5 → 46.7 ms).
-
-With at most `FEW_INPUT_CHANNELS` input channels (the paper CNN's first layer on grey
-images), "blocked" instead computes the value as kh·kw multiply-adds of shifted windows
-(one fused elementwise loop; XLA's convolution runs such a layer at a few GFLOP/s) and
-both tangents as products of the patch matrix, which is only kh·kw times the input here:
-in reverse mode the input gradient is the output gradient times the kernel scattered
-back over the windows and the kernel gradient one product of the patch matrix with the
-output gradient (2-core AMD EPYC, 1 → 32 channels at 28 px, with another job running:
-value and both gradients 11.9 → 7.8 ms at batch 64, 91 → 53 ms at batch 256).
-
-With at most `FEW_OUTPUT_CHANNELS` output channels (a generator's last layer, which makes
-the image), "blocked" and "im2col" (before any of the above) compute each input
-pixel's contribution to every output tap as one matrix product, x [pixels, cin] × kernel [cin, kh·kw·cout], and sum the
-kh·kw shifted contribution maps (an overlap-add of cout-channel maps; no patch matrix of
-the wide input). Plain JAX operations, so every order of derivative is JAX's own: the
-input gradient is the output gradient's kh·kw shifted windows (cout channels each) times
-the kernel, the kernel gradient x's transpose times those windows. XLA:CPU's convolutions
-with one output channel run at a few GFLOP/s (2-core AMD EPYC, 3×3 'SAME' at 28 px,
-value and both gradients: 128 → 1 channels 38.5 → 15.3 ms at batch 64, 248 → 97 ms at
-batch 256; 24 → 1 8.5 → 3.4 ms; 32 → 3 15.6 → 6.8 ms, batch 64).
+XLA:CPU runs some convolutions far below matrix-product speed: kernel gradients over many
+pixels, unpadded convolutions under YNNPACK, layers with very few input or output channels.
+`conv2d` computes `lax.conv_general_dilated`'s function with forms that avoid those paths:
+"im2col" (kernel gradient as matrix products of input patches; a row-split value for layers
+whose output has more rows than the input), "blocked" (XLA's own passes, the kernel gradient
+in batch blocks), and multiply-add / matrix-product forms for few-channel layers. The patch
+matrices cost memory, and cuDNN's convolutions are fast, so "auto" takes these forms only with
+`jaxinv.cpu` switched on and a CPU backend. Measurements: docs/performance-cpu.md.
 """
 
 from collections.abc import Sequence
@@ -71,7 +18,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from jaxinv import cpu_convolutions
+from jaxinv import cpu
+from jaxinv.cpu import convolutions as cpu_convolutions
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 IMPLS = ("auto", "im2col", "blocked", "xla")
@@ -94,13 +42,15 @@ Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
 def resolve_impl(impl: str, on_cpu: str = "im2col") -> str:
-  """`impl`, with "auto" → `on_cpu` when JAX's default backend is the CPU, else "xla".
-  "auto" never picks "blocked" with more than one device: its blocks are slices of the
-  global batch, which a batch sharded over devices would have to move between them."""
+  """`impl`, with "auto" → `on_cpu` when `jaxinv.cpu` is switched on and JAX's default backend
+  is the CPU, else "xla" (Flax's / XLA's own convolutions). Read at trace time. "auto" never
+  picks "blocked" with more than one device: its blocks are slices of the global batch,
+  which a batch sharded over devices would have to move between them."""
   if impl not in IMPLS:
     raise ValueError(f"Unknown convolution impl {impl!r}; choose one of {IMPLS}.")
   if impl == "auto":
-    if jax.default_backend() != "cpu" or (on_cpu == "blocked" and jax.device_count() > 1):
+    if (not cpu.enabled() or jax.default_backend() != "cpu"
+        or (on_cpu == "blocked" and jax.device_count() > 1)):
       return "xla"
     return on_cpu
   return impl

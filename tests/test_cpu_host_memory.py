@@ -1,4 +1,4 @@
-"""jaxinv.host_memory: glibc keeps freed memory, so XLA:CPU's large buffers come from the
+"""jaxinv.cpu.host_memory: glibc keeps freed memory, so XLA:CPU's large buffers come from the
 reused heap instead of fresh `mmap`s (checked through glibc's own `mallinfo2` counters);
 or the process restarts itself with glibc's huge-page tunable, and XLA's buffers then sit
 in transparent huge pages (checked in the kernel's /proc/self/smaps_rollup)."""
@@ -11,7 +11,8 @@ import textwrap
 
 import pytest
 
-from jaxinv import cli, host_memory
+from jaxinv import cli
+from jaxinv.cpu import host_memory
 
 on_glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                               reason="mallopt/mallinfo2 are glibc's")
@@ -22,7 +23,7 @@ on_glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver(
 _PROBE = textwrap.dedent("""
     import ctypes, json, os, sys
     import jax, jax.numpy as jnp
-    from jaxinv import host_memory
+    from jaxinv.cpu import host_memory
 
     class MallInfo2(ctypes.Structure):
       _fields_ = [(name, ctypes.c_size_t) for name in
@@ -69,7 +70,7 @@ def test_kept_memory_serves_xla_buffers_from_the_heap():
 
 @on_glibc
 def test_too_late_warns_and_does_nothing():
-  script = ("import warnings, jax\nfrom jaxinv import host_memory\njax.devices()\n"
+  script = ("import warnings, jax\nfrom jaxinv.cpu import host_memory\njax.devices()\n"
             "with warnings.catch_warnings(record=True) as seen:\n"
             "  warnings.simplefilter('always')\n"
             "  print(host_memory.keep_freed_memory(), [str(w.message) for w in seen])\n"
@@ -82,7 +83,7 @@ def test_too_late_warns_and_does_nothing():
 
 
 def test_a_non_cpu_platform_is_left_alone():
-  script = ("from jaxinv import host_memory\n"
+  script = ("from jaxinv.cpu import host_memory\n"
             "print(host_memory.runs_on_host(), host_memory.keep_freed_memory())\n")
   for platforms, expected in (("cuda,cpu", "False False"), ("cpu", "True True")):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
@@ -117,7 +118,7 @@ def test_cli_reports_a_bad_setting(entry, monkeypatch, tmp_path, capsys):
 # the restart, where a 64 MB XLA output buffer's pages are.
 _RESTART_PROBE = textwrap.dedent("""
     import json, os, re, sys
-    from jaxinv import host_memory
+    from jaxinv.cpu import host_memory
     sys.stderr.write("started\\n")
     host_memory.restart_with_huge_pages()
     import jax, jax.numpy as jnp
