@@ -383,6 +383,8 @@ def test_round_classifiers_and_the_per_round_table(ood_run_dir, capsys, monkeypa
   with pytest.raises(FileNotFoundError, match="round 9 of .* has not trained"):
     ood_run.round_classifiers(ood_run_dir, [9])
   script = REPO / "benchmarks/ood_rounds.py"
+  import jaxinv.cpu  # the benchmark switches the CPU machinery on, as the command does: not past this test
+  monkeypatch.setattr(jaxinv.cpu, "_on", jaxinv.cpu.enabled())
   monkeypatch.setattr("sys.argv", ["ood_rounds.py", "--workdir", str(ood_run_dir),
                                    "--sets", "gaussian,inverted", "--last", "2"])
   runpy.run_path(str(script), run_name="__main__")
