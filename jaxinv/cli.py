@@ -11,6 +11,8 @@
     jaxinv ablate --config configs/mnist.py --workdir DIR --config.init_from=CLASSIFIER_DIR [--verifier DIR]
     jaxinv reconstruct --config configs/reconstruct.py:mnist,cnn,1000 --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv reconstruct-table --workdir DIR [--workdir DIR2 ...] [--out FILE.md]
+    jaxinv figure inversions --workdir INV_DIR [--workdir INV_DIR2 ...] --out FIG.png
+    jaxinv figure reconstructions --workdir TLDR_DIR [--workdir ...] --out FIG.png
 
 Exit status: 0 done; 2 bad input or a stopped run (the message says which and
 what to do); 3 a non-finite loss stopped training; 75 stopped by SIGTERM/SIGINT
@@ -224,6 +226,19 @@ def _cmd_reconstruct_table(args, overrides):
   print(table, end="")
 
 
+def _cmd_figure(args, overrides):
+  from jaxinv import paths
+  from jaxinv.runs import paper_figures
+  if overrides:
+    raise SystemExit(f"error: figure takes no --config.* overrides (got {sorted(overrides)})")
+  if args.figure_kind == "inversions":
+    figure = paper_figures.inversions(args.workdir, num_per_class=args.num_per_class, seed=args.seed)
+  else:
+    figure = paper_figures.reconstructions(args.workdir, pairs=args.pairs)
+  paths.save_figure(figure, args.out)
+  print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxinv", description="Network inversion in JAX.")
   sub = parser.add_subparsers(dest="command", required=True)
@@ -302,6 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("reconstruct-table", help="a markdown table of finished `jaxinv reconstruct` runs")
   p.add_argument("--workdir", required=True, action="append", help="a reconstruct workdir; repeat")
   p.add_argument("--out", default=None, help="also write the table to this file")
+  p = sub.add_parser("figure", help="the paper's figures from finished runs")
+  figure_sub = p.add_subparsers(dest="figure_kind", required=True)
+  q = figure_sub.add_parser("inversions", help="generated images per class, one panel per "
+                                               "inversion run (the paper's Figure 2)")
+  q.add_argument("--workdir", required=True, action="append", help="a `jaxinv invert` workdir; repeat")
+  q.add_argument("--out", required=True, help="output image (.png)")
+  q.add_argument("--num-per-class", type=int, default=6)
+  q.add_argument("--seed", type=int, default=0)
+  q = figure_sub.add_parser("reconstructions", help="reconstructions above their best-matching "
+                                                    "training images (the paper's Figure 5)")
+  q.add_argument("--workdir", required=True, action="append", help="a `jaxinv reconstruct` workdir; repeat")
+  q.add_argument("--out", required=True, help="output image (.png)")
+  q.add_argument("--pairs", type=int, default=8)
   return parser
 
 
@@ -309,6 +337,7 @@ _COMMANDS = {"demo": _cmd_demo, "train-classifier": _cmd_train_classifier, "inve
              "sample": _cmd_sample, "ood": _cmd_ood, "evaluate": _cmd_evaluate, "ablate": _cmd_ablate,
              "reconstruct": _cmd_reconstruct, "reconstruct-table": _cmd_reconstruct_table}
 _COMMANDS["pixel-invert"] = _cmd_pixel_invert
+_COMMANDS["figure"] = _cmd_figure
 _COMMANDS["ablate-priors"] = _cmd_ablate_priors
 
 

@@ -13,14 +13,10 @@ def to_display(images: np.ndarray) -> np.ndarray:
   return images[..., 0] if images.shape[-1] == 1 else images
 
 
-def class_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: int = 10,
-               title: str = "") -> plt.Figure:
-  """One row per class, up to `per_class` images of that class in each row.
-
-  Drawn as one mosaic in one axes: a grid of K×per_class subplots took 1–1.5 s to
-  build, more than a tiny run's training, and every run writes one."""
+def class_mosaic(images: np.ndarray, labels: np.ndarray, num_classes: int,
+                 per_class: int = 10) -> np.ndarray:
+  """One array: a row per class of up to `per_class` of its images, white between."""
   images, labels = to_display(images), np.asarray(labels)
-  num_classes = len(class_names)
   height, width = images.shape[1:3]
   gap = max(1, height // 14)
   cell_h, cell_w = height + gap, width + gap
@@ -29,14 +25,45 @@ def class_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: i
   for k in range(num_classes):
     for j, index in enumerate(np.flatnonzero(labels == k)[:per_class]):
       mosaic[k * cell_h:k * cell_h + height, j * cell_w:j * cell_w + width] = images[index]
+  return mosaic
+
+
+def class_grid(images: np.ndarray, labels: np.ndarray, class_names, per_class: int = 10,
+               title: str = "") -> plt.Figure:
+  """One row per class, up to `per_class` images of that class in each row.
+
+  Drawn as one mosaic in one axes: a grid of K×per_class subplots took 1–1.5 s to
+  build, more than a tiny run's training, and every run writes one."""
+  num_classes = len(class_names)
+  mosaic = class_mosaic(images, labels, num_classes, per_class)
+  cell_h = mosaic.shape[0] / num_classes
   fig, ax = plt.subplots(figsize=(per_class * 0.8, num_classes * 0.85))
   ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
   _blank(ax)
-  ax.set_yticks([k * cell_h + height / 2 for k in range(num_classes)],
+  ax.set_yticks([(k + 0.5) * cell_h for k in range(num_classes)],
                 [str(name) for name in class_names], fontsize=8)
   ax.tick_params(length=0)
   if title:
     ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  return fig
+
+
+def dataset_panels(panels, per_class: int, title: str = "") -> plt.Figure:
+  """Side by side, one `(name, mosaic, class_names)` panel per dataset (the paper's
+  Figure 2: a row per class, several generated images each)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (per_class * 0.55 + 1.0), 6.0),
+                           squeeze=False)
+  for ax, (name, mosaic, class_names) in zip(axes[0], panels):
+    ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    _blank(ax)
+    cell_h = mosaic.shape[0] / len(class_names)
+    ax.set_yticks([(k + 0.5) * cell_h for k in range(len(class_names))],
+                  [str(c) for c in class_names], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_title(name, fontsize=9)
+  if title:
+    fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   return fig
 

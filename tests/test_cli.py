@@ -161,3 +161,15 @@ def test_sample_many_generators_in_one_call(digits_runs, tmp_path):
             "--out", str(alone), "--classes", "1,7"])
   with np.load(alone) as f:
     np.testing.assert_allclose(many[8:], f["images"], atol=1e-5)
+
+
+def test_figure_of_inversions_has_a_panel_per_run(digits_runs, tmp_path):
+  out = tmp_path / "figure2.png"
+  inv = str(digits_runs / "inv")
+  assert cli.main(["figure", "inversions", "--workdir", inv, "--workdir", inv, "--num-per-class", "3",
+                   "--out", str(out)]) == 0
+  assert out.stat().st_size > 0
+  from jaxinv.runs import paper_figures
+  figure = paper_figures.inversions([inv, inv], num_per_class=3)
+  assert [ax.get_title() for ax in figure.axes] == ["digits", "digits"]
+  assert len(figure.axes[0].get_yticklabels()) == 10  # a row per class

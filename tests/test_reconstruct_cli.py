@@ -37,3 +37,7 @@ def test_reconstruct_writes_the_audit_and_the_table(tmp_path, capsys):
   assert cli.main(["reconstruct-table", "--workdir", str(work), "--out", str(tmp_path / "t.md")]) == 0
   assert "| digits | mlp | 200 |" in (tmp_path / "t.md").read_text()
   assert cli.main(["reconstruct-table", "--workdir", str(tmp_path)]) == 2  # not a reconstruct run
+  figure = tmp_path / "figure5.png"
+  assert cli.main(["figure", "reconstructions", "--workdir", str(work), "--pairs", "4",
+                   "--out", str(figure)]) == 0
+  assert figure.stat().st_size > 0
