@@ -130,13 +130,12 @@ def _split_output(out):
   return out, None
 
 
-def _pick_returned(returned, features):
-  """The features the model returned, chosen by `features` (a dict key) or by default."""
+def _pick_returned(returned):
+  """The features a model returned: the array, or from a dict its "features" or
+  "penultimate" entry or its only entry (None when it returned none)."""
   if returned is None:
     return None
   if isinstance(returned, dict):
-    if features is not None:
-      return returned.get(features)
     if FEATURES in returned:
       return returned[FEATURES]
     if "penultimate" in returned:
@@ -191,7 +190,7 @@ def from_linen(module: nn.Module, variables, *, features: str | None = None,
                          f"one of its module paths: {', '.join(_all_paths(params, x)) or '(none)'}.")
       feats = captured
     else:
-      feats = _pick_returned(returned, None)
+      feats = _pick_returned(returned)
       feats = last_dense.value if feats is None else feats
     if feats is None:
       raise ValueError("The classifier returns no features and has no nn.Dense layer; pass "
@@ -247,7 +246,7 @@ def from_function(fn: Callable, params, *, inputs: InputSpec = InputSpec()) -> C
     if jnp.ndim(logits) != 2:
       raise ValueError(f"The classifier returns logits of shape {jnp.shape(logits)}; it must return "
                        "[batch, num_classes].")
-    feats = _pick_returned(returned, None)
+    feats = _pick_returned(returned)
     feats = logits if feats is None else feats
     return logits, {FEATURES: feats.reshape(feats.shape[0], -1)}
 
@@ -276,7 +275,7 @@ def from_nnx(model, *, features: Callable | None = None, inputs: InputSpec = Inp
     for linear in linears:  # this merged copy is private to this call
       linear.__class__ = _recording_linear(type(linear), recorded)
     logits, returned = _split_output(live(x))
-    feats = _pick_returned(returned, None)
+    feats = _pick_returned(returned)
     if features is not None:
       feats = features(live, x)
     if feats is None:
