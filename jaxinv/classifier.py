@@ -144,7 +144,7 @@ def _pick_returned(returned):
       return next(iter(returned.values()))
     raise ValueError(f"The classifier returns features {sorted(returned)}; pick one with "
                      "features=NAME.")
-  return returned if features is None else None
+  return returned
 
 
 def from_linen(module: nn.Module, variables, *, features: str | None = None,
