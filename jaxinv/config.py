@@ -91,6 +91,8 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.label_smoothing = 0.0
   c.classifier.flip = False
   c.classifier.translate = 0
+  # > 0: Gaussian noise of a std drawn from [0, noise_std] per training image (pixels in [-1, 1]).
+  c.classifier.noise_std = 0.0
   # Adversarial (PGD) training (jaxinv.adversarial): 0 off; else the L∞ radius in [-1, 1]
   # pixel units (0.6 = 0.3 of a [0, 1] image), the attack's steps and step size (0: 2.5·ε/steps).
   c.classifier.adversarial_epsilon = 0.0
@@ -98,6 +100,16 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.adversarial_step_size = 0.0
   c.classifier.ema_decay = 0.0
   c.classifier.test_flips = False
+  c.classifier.test_translate = 0  # > 0: also average over two shifted copies at test time
+  # "adamw" (cosine decay) or "nesterov" (airbench's SGD recipe: triangle schedule, momentum,
+  # batch-norm biases at bias_lr_scale × the rate, the whitening bias trained for the first
+  # whiten_bias_fraction of the steps); learning_rate and weight_decay mean each one's own.
+  c.classifier.optimizer = "adamw"
+  c.classifier.momentum = 0.85
+  c.classifier.bias_lr_scale = 64.0
+  c.classifier.whiten_bias_fraction = 0.3
+  # > 0: lookahead every this many steps (jaxinv.lookahead); the run keeps the slow weights.
+  c.classifier.lookahead_period = 0
   c.classifier.widths = ()  # model "airbench": channels of its three blocks (empty: 64, 256, 256)
   # How the CNN's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's own, or
   # with jaxinv.cpu switched on (the jaxinv command on a CPU) the kernel gradient in batch
@@ -480,6 +492,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "0 (2.5·ε/steps) or a positive step")
   need(0.0 <= config.classifier.ema_decay < 1.0, "classifier.ema_decay", "a decay in [0, 1) (0: no EMA)")
   need(config.classifier.translate >= 0, "classifier.translate", "a non-negative number of pixels")
+  need(config.classifier.noise_std >= 0, "classifier.noise_std", "0 (off) or a positive std")
+  need(config.classifier.test_translate >= 0, "classifier.test_translate", "a non-negative number of pixels")
+  need(config.classifier.optimizer in ("adamw", "nesterov"), "classifier.optimizer", "'adamw' or 'nesterov'")
+  need(0.0 <= config.classifier.momentum < 1.0, "classifier.momentum", "a momentum in [0, 1)")
+  need(config.classifier.bias_lr_scale > 0, "classifier.bias_lr_scale", "a positive factor")
+  need(0.0 <= config.classifier.whiten_bias_fraction <= 1.0, "classifier.whiten_bias_fraction",
+       "a fraction of the steps in [0, 1]")
+  need(config.classifier.lookahead_period >= 0, "classifier.lookahead_period",
+       "0 (off) or a positive number of steps")
+  need(not (config.classifier.lookahead_period and config.classifier.ema_decay), "classifier.ema_decay",
+       "0 when classifier.lookahead_period is set (the run keeps one average: the EMA or the lookahead's)")
   widths = tuple(config.classifier.widths)
   need(all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
        and len(widths) in (0, 3), "classifier.widths", "empty or three positive integers")

@@ -11,7 +11,7 @@ import optax
 from etils.epath import Path
 
 from jaxinv import adversarial, checkpoint, data, distributed, metrics, paths, plotting, rng, sharding, steps
-from jaxinv import subsets, transforms
+from jaxinv import lookahead, subsets, transforms
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv import loop
@@ -51,7 +51,9 @@ def track_ema(decay: float) -> optax.GradientTransformation:
   state: the average is checkpointed and resumed with the optimiser, nothing else."""
 
   def init(params):
-    return EmaState(jax.tree.map(jnp.asarray, params))
+    # A copy, not the parameters' own buffers: a step that donates its state would
+    # otherwise donate one buffer twice.
+    return EmaState(jax.tree.map(lambda p: jnp.array(p, copy=True), params))
 
   def update(updates, state, params):
     new_params = optax.apply_updates(params, updates)
@@ -62,16 +64,73 @@ def track_ema(decay: float) -> optax.GradientTransformation:
 
 
 def make_optimizer(config, total_steps: int):
-  schedule = optax.cosine_decay_schedule(config.classifier.learning_rate, max(total_steps, 1))
-  tx = optax.adamw(schedule, eps=config.classifier.adam_eps,
-                   weight_decay=config.classifier.weight_decay)
-  if config.classifier.ema_decay:
-    tx = optax.chain(tx, track_ema(config.classifier.ema_decay))
+  """The classifier's optimiser: "adamw" (cosine-decayed AdamW) or "nesterov" (airbench's
+  SGD recipe, `nesterov_recipe`); then the weight EMA or lookahead if the config asks."""
+  c = config.classifier
+  if c.optimizer == "nesterov":
+    tx = nesterov_recipe(c, total_steps)
+  else:
+    schedule = optax.cosine_decay_schedule(c.learning_rate, max(total_steps, 1))
+    tx = optax.adamw(schedule, eps=c.adam_eps, weight_decay=c.weight_decay)
+  if c.ema_decay:
+    tx = optax.chain(tx, track_ema(c.ema_decay))
+  if c.lookahead_period:
+    tx = optax.chain(tx, lookahead.lookahead(c.lookahead_period, max(total_steps, 1)))
   return tx
 
 
+def triangle_schedule(peak_value: float, total_steps: int, start: float = 0.2, end: float = 0.07,
+                      peak_at: float = 0.23):
+  """Linear warm-up from start·peak to peak at `peak_at` of the run, then linear to end·peak."""
+  points = jnp.array([0.0, peak_at * total_steps, float(total_steps)])
+  values = peak_value * jnp.array([start, 1.0, end])
+  return lambda step: jnp.interp(step, points, values)
+
+
+def _param_group(path, _) -> str:
+  """airbench's parameter groups: the whitening kernel and the batch-norm scales stay fixed,
+  the whitening bias trains early only, the batch-norm biases at a higher rate."""
+  names = [getattr(k, "key", str(k)) for k in path]
+  module, leaf = names[-2] if len(names) > 1 else "", names[-1]
+  if module == "whiten":
+    return "frozen" if leaf == "kernel" else "whiten_bias"
+  if "bn" in module or "BatchNorm" in module:
+    return "frozen" if leaf == "scale" else "norm_bias"
+  return "weights"
+
+
+def nesterov_recipe(c, total_steps: int) -> optax.GradientTransformation:
+  """SGD with Nesterov momentum after airbench: peak rate `learning_rate` on the batch-mean
+  loss (a triangle schedule), weight decay `weight_decay` added to the gradient (so scaled
+  by the rate), batch-norm biases at `bias_lr_scale` times the rate with the same absolute
+  decay, the whitening bias trained for the first `whiten_bias_fraction` of the steps."""
+  total_steps = max(total_steps, 1)
+  rate = triangle_schedule(c.learning_rate, total_steps)
+
+  def sgd(schedule, decay):
+    return optax.chain(optax.add_decayed_weights(decay),
+                       optax.sgd(schedule, momentum=c.momentum, nesterov=True))
+
+  whiten_until = c.whiten_bias_fraction * total_steps
+  groups = {
+      "weights": sgd(rate, c.weight_decay),
+      "norm_bias": sgd(lambda t: c.bias_lr_scale * rate(t), c.weight_decay / c.bias_lr_scale),
+      "whiten_bias": sgd(lambda t: jnp.where(t < whiten_until, rate(t), 0.0), c.weight_decay),
+      "frozen": optax.set_to_zero(),
+  }
+  return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(_param_group, params))
+
+
+def final_params(config, opt_state):
+  """The weights a finished run keeps: the lookahead's slow weights, else the EMA."""
+  if config.classifier.lookahead_period:
+    return lookahead.slow_params(opt_state)
+  return ema_params(opt_state)
+
+
 def ema_params(opt_state):
-  """The parameter EMA inside `make_optimizer`'s state (with classifier.ema_decay > 0)."""
+  """The parameter EMA inside `make_optimizer`'s state (with classifier.ema_decay > 0 and no
+  lookahead)."""
   return opt_state[-1].ema
 
 
@@ -114,12 +173,24 @@ def whitening_kernel(config, train_x):
 
 def predict_fn(config, model):
   """`(variables, images) -> predicted labels`; with classifier.test_flips, from the summed
-  logits of each image and its mirror."""
+  logits of each image and its mirror; with classifier.test_translate = s, also of the image
+  shifted by s pixels up-left and down-right (reflection-padded)."""
 
-  def predict(variables, x):
+  shift = config.classifier.test_translate
+
+  def views(variables, x):
     logits = model.apply(variables, x, train=False)[0]
     if config.classifier.test_flips:
       logits = logits + model.apply(variables, x[:, :, ::-1, :], train=False)[0]
+    return logits
+
+  def predict(variables, x):
+    logits = views(variables, x)
+    if shift:  # airbench's test-time shifts: half the weight on the two diagonal shifts
+      pad = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+      h, w = x.shape[1:3]
+      up_left, down_right = pad[:, :h, :w], pad[:, 2 * shift:, 2 * shift:]
+      logits = 0.5 * logits + 0.25 * (views(variables, up_left) + views(variables, down_right))
     return logits.argmax(-1)
 
   return predict
@@ -184,7 +255,8 @@ def run(config, workdir) -> dict:
   work.truncate_metrics(start_step)
   replicated = sharding.replicated(mesh)
   augment = transforms.make_augmentation(flip=config.classifier.flip,
-                                         translate=config.classifier.translate)
+                                         translate=config.classifier.translate,
+                                         noise_std=config.classifier.noise_std)
   c = config.classifier
   adversary = None
   if c.adversarial_epsilon:
@@ -204,9 +276,9 @@ def run(config, workdir) -> dict:
     idx = idx[distributed.local_slice(batch_size)]  # this process's rows (all of them on one)
     batch = sharding.put_batch({"image": train_x[idx], "label": train_y[idx]}, mesh)
     state, step_metrics = train_step(state, batch, keys["dropout"])
-    if config.classifier.ema_decay and step + 1 == total_steps:
+    if (config.classifier.ema_decay or config.classifier.lookahead_period) and step + 1 == total_steps:
       # The last state (checkpointed, evaluated, inverted) holds the averaged weights.
-      state = state.replace(params=ema_params(state.opt_state))
+      state = state.replace(params=final_params(config, state.opt_state))
     return state, {**step_metrics, "epoch": epoch}
 
   log.info("classifier %s on %s: steps %d to %d", config.classifier.model, config.dataset,
