@@ -7,13 +7,13 @@
 | digits        | 28x28x1  | scikit-learn's bundled 8x8 digits, upsampled (no download) |
 | mnist         | 28x28x1  | official IDX files -> TFDS array_record (no TensorFlow)    |
 | fashion_mnist | 28x28x1  | same as mnist                                              |
-| svhn_cropped  | 32x32x3  | TFDS stock builder (needs TensorFlow)                      |
+| svhn_cropped  | 32x32x3  | official .mat files, else TFDS stock builder (TensorFlow)  |
 | cifar10       | 32x32x3  | local JPEG copy, else binary batches, else TFDS (TensorFlow) |
 | folder:PATH   | any      | your own `split/class/image` folder or .tar(.gz) of one    |
 
 Local files are looked up in `data_dir` (default: env `JAXINV_DATA_DIR`),
 one subfolder per dataset: `mnist/`, `fashion_mnist/`, `cifar10_jpeg/` or
-`cifar10/`. TFDS datasets, image folders and the CIFAR-10 JPEG copy are
+`cifar10/`, `svhn_cropped/`. TFDS datasets, image folders and the CIFAR-10 JPEG copy are
 prepared (decoded once) under `tfds_dir` (default: env `JAXINV_TFDS_DIR`,
 else TFDS's default data dir) and reused on later calls. `source(name)`
 says which copy a load reads, for run records. Problems with the data raise
@@ -36,6 +36,7 @@ from jaxinv.datasets import cifar_bin
 from jaxinv.datasets import cifar_jpeg
 from jaxinv.datasets import digits
 from jaxinv.datasets import image_folder
+from jaxinv.datasets import svhn_mat
 from jaxinv.datasets import idx_files
 from jaxinv.datasets.errors import DataError
 
@@ -131,6 +132,9 @@ def source(name: str, *, data_dir: str | os.PathLike | None = None,
     return "CIFAR-10 (TFDS)"
   if name in ("mnist", "fashion_mnist"):
     return f"{name} (official IDX files)"
+  if name == "svhn_cropped" and download is not True and data_dir is not None \
+      and svhn_mat.has_files(data_dir / "svhn_cropped"):
+    return svhn_mat.SOURCE
   if name == "digits":
     return "scikit-learn digits, upsampled to 28x28"
   return f"{name} (TFDS)"
@@ -145,7 +149,7 @@ def load(name: str, split: str, *, data_dir: str | os.PathLike | None = None,
     name: one of `DATASETS`.
     split: "train" or "test".
     data_dir: folder with one subfolder of local files per dataset; default
-      env `JAXINV_DATA_DIR`. Unused by digits and svhn_cropped.
+      env `JAXINV_DATA_DIR`. Unused by digits.
     tfds_dir: where TFDS prepares and finds its datasets; default env
       `JAXINV_TFDS_DIR`, else TFDS's default data dir.
     download: False never downloads; None (default) downloads only when no
@@ -231,6 +235,9 @@ def _load_uint8(name, split, data_dir, tfds_dir, download):
                                    class_names=_INFOS["cifar10"].class_names)
     if local is not None:
       return cifar_bin.load_split(local, split)
+  if name == "svhn_cropped" and download is not True and data_dir is not None \
+      and svhn_mat.has_files(data_dir / "svhn_cropped"):
+    return svhn_mat.load_split(data_dir / "svhn_cropped", split)
   # TFDS is imported only when a TFDS dataset is loaded: it takes seconds to import,
   # and models, steps and benchmarks need none of it.
   from jaxinv.datasets import idx_tfds, stock_tfds
@@ -244,7 +251,10 @@ def _load_uint8(name, split, data_dir, tfds_dir, download):
                     "test_batch*.bin) in <data_dir>/cifar10/, or the JPEG copy "
                     "(cifar10-jpeg.tar.gz and its label files) in <data_dir>/cifar10_jpeg/, "
                     "and set JAXINV_DATA_DIR"))
-  return stock_tfds.load_split(name, split, tfds_dir=tfds_dir, download=download)
+  return stock_tfds.load_split(name, split, tfds_dir=tfds_dir, download=download,
+                               local_hint=(", or put the official train_32x32.mat and "
+                                           "test_32x32.mat in <data_dir>/svhn_cropped/ and set "
+                                           "JAXINV_DATA_DIR"))
 
 
 def resize_images(images: np.ndarray, shape: tuple[int, int, int],

@@ -345,3 +345,48 @@ def test_two_processes_preparing_one_dataset_at_once_both_read_it(data_dir, tmp_
     # TFDS prints progress first; the script's own line is the last one.
     assert out.strip().splitlines()[-1].split() == ["10000", str(45_000)], out  # 1000 of each label
   assert list((tmp_path / "tfds").glob(".*.prepare.lock"))
+
+
+# ------------------------------------------------------------ SVHN .mat files
+
+
+def _write_svhn(folder, n=12, seed=0):
+  import scipy.io
+
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+  y = (np.arange(n) % 10 + 1).reshape(-1, 1).astype(np.uint8)  # 1–10, 10 = digit 0
+  folder.mkdir(parents=True, exist_ok=True)
+  for split in ("train", "test"):
+    scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
+  return x, y
+
+
+def test_svhn_from_official_mat_files(tmp_path):
+  x, y = _write_svhn(tmp_path / "svhn_cropped")
+  images, labels = data.load("svhn_cropped", "test", data_dir=tmp_path, download=False)
+  assert images.shape == (12, 32, 32, 3)
+  np.testing.assert_array_equal(labels, y[:, 0] % 10)
+  assert labels[9] == 0  # label 10 is the digit 0
+  np.testing.assert_allclose(images[3], x[..., 3] / 127.5 - 1.0, atol=1e-6)
+  assert data.source("svhn_cropped", data_dir=tmp_path) == "SVHN (official .mat files)"
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("missing", "test_32x32.mat is missing"),
+    ("not_mat", "not a MATLAB .mat file"),
+    ("counts", "12 images but 5 labels"),
+])
+def test_svhn_bad_files_name_the_file(tmp_path, problem, match):
+  import scipy.io
+
+  folder = tmp_path / "svhn_cropped"
+  x, y = _write_svhn(folder)
+  if problem == "missing":
+    (folder / "test_32x32.mat").unlink()
+  elif problem == "not_mat":
+    (folder / "test_32x32.mat").write_bytes(b"<html>not found</html>")
+  else:
+    scipy.io.savemat(folder / "test_32x32.mat", {"X": x, "y": y[:5]})
+  with pytest.raises(data.DataError, match=match):
+    data.load("svhn_cropped", "test", data_dir=tmp_path, download=False)
