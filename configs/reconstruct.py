@@ -1,11 +1,12 @@
 """Training-like data reconstruction (TLDR, method notes §7) and its privacy audit.
 
-The argument is DATASET,MODEL,TRAIN_IMAGES[,tiny]: DATASET mnist, fashion_mnist or
-digits; MODEL mlp or cnn; TRAIN_IMAGES the size of the seeded, class-stratified training
+The argument is DATASET,MODEL,TRAIN_IMAGES[,tiny]: DATASET mnist, fashion_mnist, digits or
+cifar10 (the JPEG copy); MODEL mlp or cnn; TRAIN_IMAGES the size of the seeded, class-stratified training
 subset (0 or the split size: all of it).
 
 Run (from the repository root):
   jaxinv reconstruct --config configs/reconstruct.py:mnist,cnn,1000 --workdir /tmp/tldr_mnist_cnn_1000
+  jaxinv reconstruct --config configs/reconstruct.py:cifar10,cnn,10000 --workdir /tmp/tldr_cifar10_cnn_10000
   jaxinv reconstruct-table --workdir /tmp/tldr_mnist_cnn_1000 [--workdir ...]
 The `tiny` variant (e.g. configs/reconstruct.py:digits,mlp,256,tiny) checks the plumbing.
 
@@ -18,7 +19,7 @@ publishes none).
 
 from jaxinv.config import default_config
 
-DATASETS = ("mnist", "fashion_mnist", "digits")
+DATASETS = ("mnist", "fashion_mnist", "digits", "cifar10")
 MODELS = ("mlp", "cnn")
 
 

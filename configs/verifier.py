@@ -3,36 +3,55 @@ inverted, but of another architecture and seed, to check generated images
 independently (`jaxinv evaluate --verifier DIR`). Adversarial patterns that fool
 the inverted classifier rarely fool a classifier with other blind spots.
 
-The argument names the dataset, optionally with `,tiny`:
+The argument is DATASET[,FAMILY][,augmented][,tiny]:
   jaxinv train-classifier --config configs/verifier.py:mnist --workdir /tmp/mnist_verifier
-  jaxinv train-classifier --config configs/verifier.py:fashion_mnist --workdir /tmp/fashion_mnist_verifier
+  jaxinv train-classifier --config configs/verifier.py:mnist,cnn,augmented --workdir /tmp/mnist_cnn_judge
   jaxinv evaluate --workdir /tmp/mnist_inversion --verifier /tmp/mnist_verifier
-Architecture: an MLP where the dataset's default classifier is the CNN (digits,
-mnist, fashion_mnist); the CNN where it is the ResNet (svhn_cropped, cifar10).
-Seed 1 (the default configs use seed 0).
+FAMILY (mlp, cnn or resnet): by default an MLP where the dataset's default classifier is
+the CNN (digits, mnist, fashion_mnist), the CNN where it is the ResNet or airbench net
+(svhn_cropped, cifar10). Seeds: 1 for the dataset's default family, else cnn 2, resnet 3,
+mlp 4 (the default configs use 0), so two verifiers of a dataset are independent of each
+other too.
+`augmented` trains on shifted (2 pixels) and noisy (std up to 0.5 in [-1, 1] units) copies:
+such a verifier still recognises real images under small perturbations, so a low score on
+generated images is theirs, not the verifier's brittleness (docs/faithful.md).
 """
 
 from jaxinv.config import default_config
 
-# Dataset → (architecture, epochs). MLPs need more epochs than the CNN on the same data.
+# Dataset → (default family, epochs per family). MLPs need more epochs than the CNN on the same data.
 _VERIFIERS = {
-    "digits": ("mlp", 40),
-    "mnist": ("mlp", 5),
-    "fashion_mnist": ("mlp", 10),
-    "svhn_cropped": ("cnn", 10),
-    "cifar10": ("cnn", 30),
+    "digits": ("mlp", {"mlp": 40, "cnn": 10, "resnet": 10}),
+    "mnist": ("mlp", {"mlp": 5, "cnn": 3, "resnet": 3}),
+    "fashion_mnist": ("mlp", {"mlp": 10, "cnn": 5, "resnet": 5}),
+    "svhn_cropped": ("cnn", {"mlp": 20, "cnn": 10, "resnet": 10}),
+    "cifar10": ("cnn", {"mlp": 30, "cnn": 30, "resnet": 10}),
 }
+_SEEDS = {"mlp": 4, "cnn": 2, "resnet": 3}
+_AUGMENTATION = {"translate": 2, "noise_std": 0.5}
 
 
 def get_config(arg=None):
-  dataset, _, variant = (arg or "").partition(",")
+  dataset, *options = (arg or "").split(",")
   if dataset not in _VERIFIERS:
     raise ValueError(f"configs/verifier.py needs the dataset as its argument, e.g. "
-                     f"configs/verifier.py:mnist (or mnist,tiny); one of {sorted(_VERIFIERS)}, got {arg!r}.")
-  config = default_config(dataset, variant or None)
-  model, epochs = _VERIFIERS[dataset]
-  config.classifier.model = model
-  if variant != "tiny":
-    config.classifier.epochs = epochs
-  config.seed = 1
+                     f"configs/verifier.py:mnist (or mnist,cnn,augmented or mnist,tiny); one of "
+                     f"{sorted(_VERIFIERS)}, got {arg!r}.")
+  unknown = set(options) - {*_SEEDS, "augmented", "tiny"}
+  families = [o for o in options if o in _SEEDS]
+  if unknown or len(families) > 1:
+    raise ValueError(f"configs/verifier.py:{arg}: options are one family of {sorted(_SEEDS)}, "
+                     f"'augmented' and 'tiny'; got {options}.")
+  default_family, epochs = _VERIFIERS[dataset]
+  family = families[0] if families else default_family
+  tiny = "tiny" in options
+  config = default_config(dataset, "tiny" if tiny else None)
+  config.classifier.model = family
+  if not tiny:
+    config.classifier.epochs = epochs[family]
+  if "augmented" in options:
+    for field, value in _AUGMENTATION.items():
+      config.classifier[field] = value
+  # The default family keeps seed 1 (so verifiers trained before families existed are unchanged).
+  config.seed = 1 if family == default_family else _SEEDS[family]
   return config

@@ -198,7 +198,8 @@ def _cmd_ablate_priors(args, overrides):
   from jaxinv.runs import faithful_ablation
   rows = tuple(args.rows.split(",")) if args.rows else None
   faithful_ablation.run(_load_config(args.config, overrides), args.workdir, args.verifier, rows=rows,
-                        num_per_class=args.num_per_class, seed=args.seed)
+                        num_per_class=args.num_per_class, seed=args.seed,
+                        held_out_dir=args.held_out_verifier)
   print((Path(args.workdir) / "faithful_ablation.md").read_text(), end="")
 
 
@@ -305,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "configs/faithful.py:mnist")
   p.add_argument("--workdir", required=True, help="one sub-workdir per row is made under it")
   p.add_argument("--verifier", default=None, help="verifier classifier workdir (configs/verifier.py)")
+  p.add_argument("--held-out-verifier", default=None,
+                 help="a second verifier (another family, configs/verifier.py:DATASET,FAMILY), reported "
+                      "beside --verifier: choose settings on one, report on the other")
   p.add_argument("--rows", default=None, help="comma-separated rows (default: paper, each ingredient "
                                               "the preset turns on, all, pixels)")
   p.add_argument("--num-per-class", type=int, default=200)

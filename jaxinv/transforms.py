@@ -43,12 +43,14 @@ def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool 
 
   return transform
 
-def make_augmentation(*, flip: bool = False, translate: int = 0):
+def make_augmentation(*, flip: bool = False, translate: int = 0, noise_std: float = 0.0):
   """Training-data augmentation `(images [B,H,W,C], key) -> images`, or None when off:
   a random shift of up to `translate` pixels in each direction (a crop of the image
-  padded by reflection, so no blank border appears) and, if `flip`, a left–right
-  mirror with probability ½; one draw per image."""
-  if not flip and not translate:
+  padded by reflection, so no blank border appears); if `flip`, a left–right mirror
+  with probability ½; with `noise_std` > 0, Gaussian noise of a standard deviation drawn
+  uniformly from [0, noise_std] per image (so clean and noisy images both occur), the
+  result clipped to [-1, 1]. One draw per image."""
+  if not flip and not translate and not noise_std:
     return None
 
   def augment(images, key):
@@ -63,6 +65,12 @@ def make_augmentation(*, flip: bool = False, translate: int = 0):
     if flip:
       mirrored = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
       images = jnp.where(mirrored, images[:, :, ::-1, :], images)
+    if noise_std:
+      # Keys of their own: shifts and flips stay those of a run without noise.
+      k_sigma, k_noise = jax.random.split(jax.random.fold_in(key, 2))
+      sigma = jax.random.uniform(k_sigma, (n, 1, 1, 1), maxval=noise_std)
+      noise = jax.random.normal(k_noise, images.shape, images.dtype)
+      images = jnp.clip(images + sigma * noise, -1.0, 1.0)
     return images
 
   return augment

@@ -122,3 +122,16 @@ def test_weight_ema_is_kept_in_the_optimiser_state():
   config.classifier.ema_decay = 0.0
   state = classifier.make_optimizer(config, 10).init(params)
   assert not any(isinstance(s, classifier.EmaState) for s in state)
+
+
+def test_noise_augmentation_draws_a_level_per_image_and_keeps_the_range():
+  images = jnp.zeros((64, 8, 8, 1))
+  noisy = transforms.make_augmentation(noise_std=0.5)(images, jax.random.key(0))
+  stds = np.asarray(noisy).reshape(64, -1).std(axis=1)
+  assert np.abs(noisy).max() <= 1.0
+  assert stds.min() < 0.15 and stds.max() > 0.35 and stds.max() < 0.6  # levels spread over [0, 0.5]
+  # Noise leaves the shifts and flips of the same key unchanged.
+  ramp = jnp.arange(64 * 8 * 8, dtype=jnp.float32).reshape(64, 8, 8, 1) / 4096 - 0.5
+  plain = transforms.make_augmentation(flip=True, translate=1)(ramp, jax.random.key(3))
+  both = transforms.make_augmentation(flip=True, translate=1, noise_std=1e-6)(ramp, jax.random.key(3))
+  np.testing.assert_allclose(both, plain, atol=1e-4)

@@ -9,7 +9,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 def test_every_dataset_has_a_config_file():
   assert {p.stem for p in CONFIGS} == {"digits", "mnist", "fashion_mnist", "svhn", "cifar10",
-                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "verifier",
+                                      "mnist_sweep", "ood_mnist", "ood_fashion_mnist", "ood_cifar10", "verifier",
                                       "faithful", "reconstruct", "image_folder"}
 
 
@@ -21,6 +21,23 @@ def test_verifier_config_names_its_dataset():
     config_lib.load_config(str(CONFIGS[0].parent / "verifier.py"))
 
 
+def test_verifier_families_have_their_own_seeds_and_augmentation():
+  path = CONFIGS[0].parent / "verifier.py"
+  mlp = config_lib.load_config(f"{path}:mnist,augmented")
+  cnn = config_lib.load_config(f"{path}:mnist,cnn,augmented")
+  for config in (mlp, cnn):
+    config_lib.validate(config)
+    assert config.classifier.translate == 2 and config.classifier.noise_std == 0.5
+  assert (mlp.classifier.model, cnn.classifier.model) == ("mlp", "cnn")
+  assert len({mlp.seed, cnn.seed, config_lib.default_config("mnist").seed}) == 3
+  plain = config_lib.load_config(f"{path}:mnist")
+  assert plain.classifier.noise_std == 0.0 and plain.seed == 1  # unchanged without options
+  with pytest.raises(ValueError, match="one family"):
+    config_lib.load_config(f"{path}:mnist,cnn,mlp")
+  with pytest.raises(ValueError, match="one family"):
+    config_lib.load_config(f"{path}:mnist,noisy")
+
+
 def test_reconstruct_config_names_dataset_model_and_size():
   path = CONFIGS[0].parent / "reconstruct.py"
   for arg in ("mnist,cnn,1000", "fashion_mnist,mlp,60000", "digits,mlp,200,tiny"):
@@ -29,6 +46,9 @@ def test_reconstruct_config_names_dataset_model_and_size():
     dataset, model, size = arg.split(",")[:3]
     assert (config.dataset, config.classifier.model, config.max_train_examples) == (dataset, model, int(size))
     assert config.generator.mode == "one_hot" and config.subset_selection == "stratified"
+  config = config_lib.load_config(f"{path}:cifar10,cnn,1000")
+  config_lib.validate(config)
+  assert config.dataset == "cifar10" and config.max_train_examples == 1000
   assert "jaxinv reconstruct" in path.read_text()
   with pytest.raises(ValueError, match="DATASET,MODEL,TRAIN_IMAGES"):
     config_lib.load_config(f"{path}:mnist,cnn")

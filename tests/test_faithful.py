@@ -214,3 +214,18 @@ def test_faithful_presets_build_validate_and_document_their_commands(arg):
   assert all(c in doc for c in ("jaxinv invert", "jaxinv pixel-invert", "jaxinv ablate-priors", "Expected"))
   with pytest.raises(ValueError, match="needs the dataset"):
     load_config(str(path))
+
+
+def test_ablation_table_reports_the_held_out_verifier_beside_the_selection_one():
+  from jaxinv.runs import faithful_ablation
+
+  row = {"row": "paper", "steps": 10, "train_s": 1.0, "seconds_per_1000_images": 0.5,
+         "verifier_accuracy": 0.9, "held_out_verifier_accuracy": 0.25, "held_out_knn_recall": 0.125,
+         "real_within_class_cosine": 0.7, "held_out_verifier_real_within_class_cosine": 0.625}
+  record = {"dataset": "mnist", "seed": 0, "eval_seed": 0, "num_per_class": 10, "rows": [row]}
+  assert "held-out" not in faithful_ablation.markdown_table(record)
+  table = faithful_ablation.markdown_table({**record, "held_out_verifier": "/v2"})
+  header, _, paper, real = table.splitlines()[:4]
+  assert "held-out acc" in header and "held-out k-NN recall" in header
+  assert "0.250" in paper and "0.125" in paper and "0.900" in paper
+  assert "0.625" in real  # the held-out verifier's cosine of real test images
