@@ -24,7 +24,7 @@ faster than the blocked kernel gradient on 2 CPU cores (0.99 vs 1.42 s per 256-i
 Expected (the JPEG copy's 10,000 test images, 2 CPU cores, seed 0, 2026-12-04;
 docs/evaluation.md): the recipe's full widths for 12 epochs
 (`--config.classifier.widths=[64,256,256] --config.classifier.epochs=12`) reach 90.54 % in
-1575 s; the default narrow net and 8 epochs, see docs/evaluation.md.
+1575 s; the default narrow net and 8 epochs 87.63 % in 347 s.
 """
 
 from jaxinv.config import default_config
