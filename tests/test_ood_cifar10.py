@@ -12,7 +12,7 @@ import pytest
 from jaxinv import cli, ood
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = pathlib.Path(os.environ["JAXINV_DATA_DIR"])
+SHARED = pathlib.Path(os.environ["JAXINV_DATA_DIR"]).resolve()  # symlinked from a temporary folder
 
 
 @pytest.fixture(scope="module")
