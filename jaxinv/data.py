@@ -132,8 +132,7 @@ def source(name: str, *, data_dir: str | os.PathLike | None = None,
     return "CIFAR-10 (TFDS)"
   if name in ("mnist", "fashion_mnist"):
     return f"{name} (official IDX files)"
-  if name == "svhn_cropped" and download is not True and data_dir is not None \
-      and svhn_mat.has_files(data_dir / "svhn_cropped"):
+  if name == "svhn_cropped" and _svhn_local(data_dir, download) is not None:
     return svhn_mat.SOURCE
   if name == "digits":
     return "scikit-learn digits, upsampled to 28x28"
@@ -202,6 +201,13 @@ def _cifar10_local(data_dir, download) -> pathlib.Path | None:
   return None
 
 
+def _svhn_local(data_dir, download) -> pathlib.Path | None:
+  """The local SVHN folder (official .mat files) `load` reads, else None (TFDS)."""
+  if download is True or data_dir is None or not svhn_mat.has_files(data_dir / "svhn_cropped"):
+    return None
+  return data_dir / "svhn_cropped"
+
+
 def _local_mirror(cloud_dir: str, name: str) -> pathlib.Path:
   """A bucket's data folder (gs://.../NAME/) copied once into a local cache through
   etils.epath: the readers checksum, decompress and memory-map local files. Files whose
@@ -235,9 +241,8 @@ def _load_uint8(name, split, data_dir, tfds_dir, download):
                                    class_names=_INFOS["cifar10"].class_names)
     if local is not None:
       return cifar_bin.load_split(local, split)
-  if name == "svhn_cropped" and download is not True and data_dir is not None \
-      and svhn_mat.has_files(data_dir / "svhn_cropped"):
-    return svhn_mat.load_split(data_dir / "svhn_cropped", split)
+  if name == "svhn_cropped" and (svhn_local := _svhn_local(data_dir, download)) is not None:
+    return svhn_mat.load_split(svhn_local, split)
   # TFDS is imported only when a TFDS dataset is loaded: it takes seconds to import,
   # and models, steps and benchmarks need none of it.
   from jaxinv.datasets import idx_tfds, stock_tfds

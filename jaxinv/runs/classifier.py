@@ -79,6 +79,13 @@ def make_optimizer(config, total_steps: int):
   return tx
 
 
+def augmentation(config):
+  """The training-data augmentation of `config.classifier` (`transforms.make_augmentation`),
+  or None when its flip, translate and noise_std are off."""
+  c = config.classifier
+  return transforms.make_augmentation(flip=c.flip, translate=c.translate, noise_std=c.noise_std)
+
+
 def triangle_schedule(peak_value: float, total_steps: int, start: float = 0.2, end: float = 0.07,
                       peak_at: float = 0.23):
   """Linear warm-up from start·peak to peak at `peak_at` of the run, then linear to end·peak."""
@@ -254,9 +261,7 @@ def run(config, workdir) -> dict:
   # recomputed identically: drop them so each step appears once.
   work.truncate_metrics(start_step)
   replicated = sharding.replicated(mesh)
-  augment = transforms.make_augmentation(flip=config.classifier.flip,
-                                         translate=config.classifier.translate,
-                                         noise_std=config.classifier.noise_std)
+  augment = augmentation(config)
   c = config.classifier
   adversary = None
   if c.adversarial_epsilon:

@@ -40,7 +40,7 @@ import numpy as np
 from etils.epath import Path
 
 from jaxinv import (checkpoint, data, distributed, garbage_sources, loop, metrics, ood, paths,
-                    plotting, rng, sampling, sharding, steps, transforms)
+                    plotting, rng, sampling, sharding, steps)
 from jaxinv import config as config_lib
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import inversion as inversion_run
@@ -198,11 +198,9 @@ def _train_classifier(config, workdir, r, *, model, mesh, keys, train_x, train_y
   phase.truncate_metrics(start)
   replicated = sharding.replicated(mesh)
   # The classifier recipe's label smoothing and augmentation (off in the MNIST-family configs).
-  augment = transforms.make_augmentation(flip=config.classifier.flip,
-                                         translate=config.classifier.translate)
   train_step = jax.jit(steps.make_classifier_step(model, tx,
                                                   label_smoothing=config.classifier.label_smoothing,
-                                                  augment=augment),
+                                                  augment=classifier_run.augmentation(config)),
                        donate_argnums=0, out_shardings=(replicated, replicated))
   dropout_key = jax.random.fold_in(keys["classifier_dropout"], r)
 
