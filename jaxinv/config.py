@@ -125,6 +125,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
   c.generator.upsample = "resize"
+  # > 0: a fixed Gaussian blur of this std (pixels) before the output tanh, so the generator
+  # cannot draw single-pixel texture (jaxinv.models.generator).
+  c.generator.blur = 0.0
   # How the generator's convolutions are computed (jaxinv.cpu.fast_conv): "auto" = Flax's
   # own, or with jaxinv.cpu switched on and a CPU backend "im2col" for transposed ones and
   # batch-blocked kernel gradients for 3×3 ones. Same function either way.
@@ -154,10 +157,14 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.priors.l2 = 0.0
   c.priors.pixel_range = 0.0
   c.priors.ink = 0.0  # hinge below 10 % mean ink (near-blank images; jaxinv.priors.ink)
+  c.priors.sparsity = 0.0  # mean ink, an L1 pull of every pixel towards the background (−1)
+  c.priors.border = 0.0  # mean ink within 4 pixels of the edge (objects centred in a frame)
   # Diversity beyond the feature cosine (jaxinv.diversity): pixel cosine of same-label
   # images, and mode seeking (images that move with their latents).
   c.priors.pixel_cosine = 0.0
   c.priors.mode_seeking = 0.0
+  # The feature cosine over same-label pairs only (jaxinv.diversity.class_cosine).
+  c.priors.class_cosine = 0.0
   # The other classes' logits kept `margin_size` below the target's (jaxinv.class_evidence).
   c.priors.margin = 0.0
   c.priors.margin_size = 5.0
@@ -176,6 +183,8 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.robustness.jitter = 0.0
   c.robustness.scale = 0.0
   c.robustness.flip = False
+  # > 0: Gaussian noise of a std drawn from [0, noise] per image added to what the classifier sees.
+  c.robustness.noise = 0.0
   # The DeepInversion pixel baseline (`jaxinv pixel-invert`, jaxinv.pixel_inversion):
   # pixels optimised directly with the inversion loss and the priors above.
   c.pixel = ml_collections.ConfigDict()
@@ -426,7 +435,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
                 "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range",
-                "priors.ink", "priors.pixel_cosine", "priors.mode_seeking", "priors.margin",
+                "priors.ink", "priors.pixel_cosine", "priors.mode_seeking", "priors.class_cosine",
+                "priors.margin",
                 "priors.margin_size",
                 "reconstruction.kl_perturbed", "reconstruction.ce_perturbed",
                 "reconstruction.weight_gradient_norm", "reconstruction.perturbation_size"):
@@ -528,7 +538,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def _validate_faithful(config, need) -> None:
   """The priors, robustness, classifier-ensemble and pixel-baseline fields."""
   for field in ("priors.feature_statistics", "priors.classifier_ensemble", "robustness.jitter",
-                "robustness.scale"):
+                "robustness.scale", "robustness.noise", "priors.sparsity", "priors.border",
+                "generator.blur"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
   need(config.robustness.scale < 1, "robustness.scale", "a fraction below 1 (0.1: ±10 %)")
   need(isinstance(config.robustness.flip, bool), "robustness.flip", "true or false")

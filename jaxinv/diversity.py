@@ -1,7 +1,8 @@
-"""Diversity terms that act where the feature-cosine loss does not: on pixels, and on
-how far the images move when the latent moves (mode seeking, Mao et al. 2019).
+"""Diversity terms that act where the feature-cosine loss does not: on pixels, on
+features of images of one class, and on how far the images move when the latent moves
+(mode seeking, Mao et al. 2019).
 
-Both compare only images generated for the same label (pairs of a batch with equal
+Each compares only images generated for the same label (pairs of a batch with equal
 `y`), written per pair and vmapped, and are plugged into `make_inversion(terms=...)`
 as `TermContext -> scalar` functions. Norms are floored so that identical images or
 latents give finite values and gradients.
@@ -31,6 +32,15 @@ def pixel_cosine(images, labels):
   return jnp.sum(losses.pairwise_cosine_matrix(centred) * mask) / count
 
 
+def class_cosine(features, labels):
+  """Mean cosine similarity of feature vectors over same-label pairs: the paper's
+  cosine loss restricted to images of one class. Over a whole batch most pairs have
+  different labels and are dissimilar anyway, so the batch mean barely sees a class
+  whose images are copies of one another; this mean sees only such pairs."""
+  mask, count = _same_label_pairs(labels)
+  return jnp.sum(losses.pairwise_cosine_matrix(features) * mask) / count
+
+
 def _distance(a, b):
   d = a - b
   return jnp.sqrt(jnp.maximum(jnp.mean(d * d), _EPS * _EPS))
@@ -51,6 +61,11 @@ def mode_seeking(images, latents, labels):
 def pixel_cosine_term(ctx):
   """`TermContext -> scalar`: `pixel_cosine` of the generated batch."""
   return pixel_cosine(ctx.images, ctx.batch["y"])
+
+
+def class_cosine_term(ctx):
+  """`TermContext -> scalar`: `class_cosine` of the features the core diversity losses read."""
+  return class_cosine(ctx.features, ctx.batch["y"])
 
 
 def mode_seeking_term(ctx):

@@ -62,7 +62,8 @@ def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
       for i, (name, term) in enumerate(sorted(extra_terms.items())):
         ctx = steps.TermContext(images=pixels, logits=logits, aux=aux, batch=batch,
                                 classifier_apply=classifier_apply, classifier_variables=frozen,
-                                key=jax.random.fold_in(term_key, i), seen=seen, bn_inputs=bn_inputs)
+                                key=jax.random.fold_in(term_key, i), seen=seen, bn_inputs=bn_inputs,
+                                features=aux[feature_layer])
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]
       return total, (terms, logits)

@@ -35,8 +35,26 @@ def ink(image, minimum: float = 0.1):
   return jax.nn.relu(minimum - jnp.mean((image + 1.0) / 2.0))
 
 
+def sparsity(image):
+  """Mean ink `mean((x + 1) / 2)`: an L1 pull of every pixel towards the background −1
+  (images in [-1, 1], MNIST-like). Balanced by the classifier's terms, it leaves the
+  strokes that carry the class and clears the texture around them."""
+  return jnp.mean((image + 1.0) / 2.0)
+
+
+def border_ink(image, width: int = 4):
+  """Mean ink `(x + 1) / 2` of the pixels within `width` of the image's edge: MNIST-like
+  data centre the object in a frame of background, so ink there costs (it keeps strokes
+  off the frame, where a shape cut by the edge reads as another class)."""
+  h, w = image.shape[:2]
+  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+  edge = (rows < width) | (rows >= h - width) | (cols < width) | (cols >= w - width)
+  ink_map = jnp.mean((image + 1.0) / 2.0, axis=-1)
+  return jnp.sum(jnp.where(edge, ink_map, 0.0)) / jnp.sum(edge)
+
+
 IMAGE_PRIORS = {"total_variation": total_variation, "l2": l2, "pixel_range": pixel_range,
-                "ink": ink}
+                "ink": ink, "sparsity": sparsity, "border": border_ink}
 
 
 def image_prior_term(prior):

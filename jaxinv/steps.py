@@ -133,6 +133,8 @@ class TermContext(NamedTuple):
   # batch-norm layers on it, by layer path (see `jaxinv.feature_stats`).
   seen: Any = None
   bn_inputs: Any = None
+  # The features the core diversity losses read (`aux[feature_layer]`).
+  features: Any = None
 
 
 # Named salts for the keys derived from a step's key, so adding a consumer never
@@ -198,6 +200,7 @@ def make_inversion_step(generator: nn.Module, classifier, tx,
         ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch,
                           classifier_apply=classifier_apply,
                           classifier_variables=frozen, seen=seen, bn_inputs=bn_inputs,
+                          features=aux[feature_layer],
                           key=jax.random.fold_in(term_key, zlib.crc32(name.encode()) & 0x7FFFFFFF))
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]

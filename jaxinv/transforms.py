@@ -30,16 +30,29 @@ def random_affine(image, key, *, jitter: float, scale: float, flip: bool):
   return out
 
 
-def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool = False):
-  """`(images [B,H,W,C], key) -> images` with one `random_affine` draw per image, or None
-  when every setting is off (the step then skips the transform)."""
-  if not jitter and not scale and not flip:
+def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool = False,
+                         noise: float = 0.0):
+  """`(images [B,H,W,C], key) -> images` with one `random_affine` draw per image, then, with
+  `noise` > 0, Gaussian noise of a standard deviation drawn uniformly from [0, noise] per
+  image (so clean and noisy images both occur; not clipped, so the gradient reaches every
+  pixel); None when every setting is off (the step then skips the transform).
+
+  Noise asks for evidence that survives it: a fine texture the classifier reads as a
+  class is drowned, a bold stroke is not."""
+  if not jitter and not scale and not flip and not noise:
     return None
 
   def transform(images, key):
-    keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(lambda x, k: random_affine(x, k, jitter=jitter, scale=scale, flip=flip))(
-        images, keys)
+    if jitter or scale or flip:
+      keys = jax.random.split(key, images.shape[0])
+      images = jax.vmap(lambda x, k: random_affine(x, k, jitter=jitter, scale=scale, flip=flip))(
+          images, keys)
+    if noise:
+      # A key of its own: the affine draws stay those of a run without noise.
+      k_sigma, k_noise = jax.random.split(jax.random.fold_in(key, 1))
+      sigma = jax.random.uniform(k_sigma, (images.shape[0], 1, 1, 1), maxval=noise)
+      images = images + sigma * jax.random.normal(k_noise, images.shape, images.dtype)
+    return images
 
   return transform
 

@@ -12,7 +12,8 @@ from conftest import REPO
 from jaxinv.runs import options
 from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, steps, transforms
 from jaxinv.config import default_config, validate
-from jaxinv.models import classifiers
+from jaxinv.models import classifiers, layers
+from jaxinv.models import generator as generator_module
 from tests.test_steps import K, NZ, SHAPE, _inversion_setup
 
 DIGITS_TINY = str(REPO / "configs" / "digits.py:tiny")
@@ -109,6 +110,39 @@ def test_transforms_are_deterministic_and_change_the_image():
   blank = transforms.random_affine(jnp.full((8, 8, 1), -1.0), jax.random.key(4), jitter=3.0, scale=0.2,
                                    flip=False)
   np.testing.assert_allclose(blank, -1.0, atol=1e-5)
+
+
+def test_noise_transform_adds_gaussian_noise_of_the_asked_std_after_the_affine_draws():
+  image = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (64, 12, 12, 1)), jnp.float32)
+  noisy = transforms.make_input_transform(noise=0.3)(image, jax.random.key(1))
+  residual = np.asarray(noisy - image)
+  # One std per image, uniform in [0, 0.3]: between them they span the range.
+  stds = residual.reshape(64, -1).std(1)
+  assert stds.min() < 0.05 and 0.25 < stds.max() < 0.31 and abs(stds.mean() - 0.15) < 0.03
+  assert abs(residual.mean()) < 0.01
+  # The affine draws are those of a run without noise: the difference is the noise alone.
+  shift = transforms.make_input_transform(jitter=2.0)(image, jax.random.key(1))
+  both = transforms.make_input_transform(jitter=2.0, noise=0.3)(image, jax.random.key(1))
+  np.testing.assert_allclose(both - shift, residual, atol=1e-5)
+
+
+def test_generator_blur_keeps_the_shape_and_removes_single_pixel_detail():
+  rng = np.random.default_rng(0)
+  checker = jnp.asarray(np.indices((12, 12)).sum(0) % 2 * 2.0 - 1.0)[None, :, :, None]
+  blurred = layers.gaussian_blur(checker, 1.0)
+  assert blurred.shape == checker.shape
+  # Away from the repeated edges the checkerboard (±1) averages out.
+  assert float(jnp.abs(blurred[:, 3:-3, 3:-3]).max()) < 0.1
+  flat = jnp.full((1, 6, 6, 2), 0.7)
+  np.testing.assert_allclose(layers.gaussian_blur(flat, 1.5), flat, rtol=1e-6)  # edges repeat
+  np.testing.assert_allclose(layers.gaussian_kernel(1.0).sum(), 1.0, rtol=1e-6)
+  gen = generator_module.ConditionedGenerator(K, (12, 12, 1), mode="label", width=4, latent_dim=5,
+                                              embed_dim=4, blur=1.0)
+  z = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+  y = jnp.array([0, 1, 2])
+  variables = gen.init(jax.random.key(0), z, jax.nn.one_hot(y, K), y)
+  images = gen.apply(variables, z, jax.nn.one_hot(y, K), y)
+  assert images.shape == (3, 12, 12, 1) and np.all(np.abs(np.asarray(images)) <= 1.0)
 
 
 def test_classifier_ensemble_matches_numpy_and_both_implementations():

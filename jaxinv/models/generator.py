@@ -50,6 +50,9 @@ class ConditionedGenerator(nn.Module):
   latent_dim: int = 100  # size of z
   embed_dim: int = 100
   upsample: str = "resize"
+  # > 0: a fixed (untrained) Gaussian blur of this std in pixels on the output's
+  # pre-activation, so the image holds no detail finer than about the blur.
+  blur: float = 0.0
   # How convolutions are computed (jaxinv.cpu.fast_conv.IMPLS): "auto" = Flax's own layers,
   # or with jaxinv.cpu switched on and a CPU backend its hand-made forms; "xla" = Flax's own.
   conv_impl: str = "auto"
@@ -129,5 +132,7 @@ class ConditionedGenerator(nn.Module):
       h = layers.upsample_conv(h, self.width, impl=self.conv_impl, dtype=self.dtype, name="up1")
     h = drop(nn.relu(norm("bn_up1")(h)))
     h = layers.conv(h, out_channels, (3, 3), impl=self.conv_impl, dtype=self.dtype, name="to_image")
+    if self.blur:
+      h = layers.gaussian_blur(h, self.blur)
     # Losses and priors read the image in (at least) float32.
     return jnp.tanh(h).astype(jnp.promote_types(h.dtype, jnp.float32))

@@ -12,6 +12,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.extend.random import threefry2x32_p
 
@@ -143,3 +144,21 @@ def conv_transpose(x, features: int, kernel_size, *, name: str, strides=(1, 1), 
                             dtype=dtype, param_dtype=jnp.float32, name=name)(x)
   return cpu_layers.SubPixelConvTranspose(features, kernel_size, strides, padding, use_bias, dtype=dtype,
                                           impl=impl, constant_channels=constant_channels, name=name)(x)
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+  """The normalised 1-D Gaussian of std `sigma` pixels, truncated at ±ceil(2σ)."""
+  radius = max(1, int(np.ceil(2.0 * sigma)))
+  taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+  return (taps / taps.sum()).astype(np.float32)
+
+
+def gaussian_blur(x, sigma: float):
+  """Separable Gaussian blur of `[B, H, W, C]` maps, each channel on its own; edges
+  padded by repetition (a border does not darken or brighten the image)."""
+  taps = jnp.asarray(gaussian_kernel(sigma), x.dtype)
+  radius = taps.shape[0] // 2
+  padded = jnp.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)), mode="edge")
+  h, w = x.shape[1:3]
+  rows = sum(taps[i] * padded[:, i:i + h, :, :] for i in range(taps.shape[0]))
+  return sum(taps[i] * rows[:, :, i:i + w, :] for i in range(taps.shape[0]))

@@ -12,6 +12,7 @@ def prior_terms(config) -> tuple[dict, dict]:
   candidates = {**{name: priors.image_prior_term(prior) for name, prior in priors.IMAGE_PRIORS.items()},
                 **priors.MODEL_PRIORS, "pixel_cosine": diversity.pixel_cosine_term,
                 "mode_seeking": diversity.mode_seeking_term,
+                "class_cosine": diversity.class_cosine_term,
                 "margin": class_evidence.margin_term(float(config.priors.margin_size))}
   return _nonzero(candidates, lambda name: config.priors.get(name, 0.0))
 
@@ -42,7 +43,7 @@ def input_transform(config):
   """The input transform that `config.robustness` describes (None: none)."""
   r = config.robustness
   return transforms.make_input_transform(jitter=float(r.jitter), scale=float(r.scale),
-                                         flip=bool(r.flip))
+                                         flip=bool(r.flip), noise=float(r.noise))
 
 
 def members(config) -> list[Member]:
