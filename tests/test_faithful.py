@@ -85,6 +85,26 @@ def test_feature_statistics_term_in_the_inversion_step():
   assert float(m["loss_feature_statistics"]) > 0 and np.isfinite(float(m["grad_norm"]))
 
 
+def test_new_terms_in_the_inversion_step_read_the_core_losses_features():
+  gen, classifier, tx, state = _inversion_setup()
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  config = default_config("digits")
+  config.priors.update(class_cosine=2.0, sparsity=1.0, border=1.0)
+  terms, weights = options.prior_terms(config)
+  assert sorted(terms) == ["border", "class_cosine", "sparsity"]
+
+  def spy(ctx):  # 0 when a term sees the features the core cosine loss reads
+    return jnp.sum(jnp.abs(ctx.features - ctx.aux["penultimate"])) + (ctx.features is None)
+
+  step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms={**terms, "spy": spy},
+                                           input_transform=transforms.make_input_transform(noise=0.2)))
+  weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, spy=1.0, **weights))
+  _, m = jax.block_until_ready(step(weighted, batch, jax.random.key(3)))
+  assert all(np.isfinite(float(m[f"loss_{name}"])) for name in terms)
+  assert float(m["loss_spy"]) == 0.0
+  assert 0.0 < float(m["loss_sparsity"]) < 1.0 and np.isfinite(float(m["grad_norm"]))
+
+
 def test_transforms_are_deterministic_and_change_the_image():
   image = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 12, 12, 1)), jnp.float32)
   assert transforms.make_input_transform() is None

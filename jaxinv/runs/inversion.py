@@ -31,7 +31,7 @@ def build_generator(config, info: data.DatasetInfo) -> ConditionedGenerator:
       num_classes=info.num_classes, image_shape=tuple(info.image_shape), mode=g.mode,
       hot_pattern=g.hot_pattern, dropout_rate=g.dropout_rate, width=g.width,
       latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample,
-      blur=float(g.get("blur", 0.0)), conv_impl=g.get("conv_impl", "auto"), dtype=config_lib.compute_dtype(config))
+      blur=float(g.blur), conv_impl=g.get("conv_impl", "auto"), dtype=config_lib.compute_dtype(config))
 
 
 def init_generator_state(config, generator, tx, key) -> steps.TrainState:
