@@ -27,9 +27,7 @@ def pixel_cosine(images, labels):
   """Mean cosine similarity of mean-centred, flattened images over same-label pairs:
   near 1 when a class's images are copies of one another."""
   flat = images.reshape(images.shape[0], -1)
-  centred = flat - jnp.mean(flat, axis=1, keepdims=True)
-  mask, count = _same_label_pairs(labels)
-  return jnp.sum(losses.pairwise_cosine_matrix(centred) * mask) / count
+  return class_cosine(flat - jnp.mean(flat, axis=1, keepdims=True), labels)
 
 
 def class_cosine(features, labels):

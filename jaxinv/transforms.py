@@ -30,6 +30,14 @@ def random_affine(image, key, *, jitter: float, scale: float, flip: bool):
   return out
 
 
+def gaussian_noise(images, key, max_std: float):
+  """Gaussian noise shaped like `images [B, ...]`, of a standard deviation drawn uniformly
+  from [0, max_std] per image (so clean and noisy images both occur)."""
+  k_sigma, k_noise = jax.random.split(key)
+  sigma = jax.random.uniform(k_sigma, (images.shape[0],) + (1,) * (images.ndim - 1), maxval=max_std)
+  return sigma * jax.random.normal(k_noise, images.shape, images.dtype)
+
+
 def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool = False,
                          noise: float = 0.0):
   """`(images [B,H,W,C], key) -> images` with one `random_affine` draw per image, then, with
@@ -49,9 +57,7 @@ def make_input_transform(*, jitter: float = 0.0, scale: float = 0.0, flip: bool 
           images, keys)
     if noise:
       # A key of its own: the affine draws stay those of a run without noise.
-      k_sigma, k_noise = jax.random.split(jax.random.fold_in(key, 1))
-      sigma = jax.random.uniform(k_sigma, (images.shape[0], 1, 1, 1), maxval=noise)
-      images = images + sigma * jax.random.normal(k_noise, images.shape, images.dtype)
+      images = images + gaussian_noise(images, jax.random.fold_in(key, 1), noise)
     return images
 
   return transform
@@ -80,10 +86,8 @@ def make_augmentation(*, flip: bool = False, translate: int = 0, noise_std: floa
       images = jnp.where(mirrored, images[:, :, ::-1, :], images)
     if noise_std:
       # Keys of their own: shifts and flips stay those of a run without noise.
-      k_sigma, k_noise = jax.random.split(jax.random.fold_in(key, 2))
-      sigma = jax.random.uniform(k_sigma, (n, 1, 1, 1), maxval=noise_std)
-      noise = jax.random.normal(k_noise, images.shape, images.dtype)
-      images = jnp.clip(images + sigma * noise, -1.0, 1.0)
+      images = jnp.clip(images + gaussian_noise(images, jax.random.fold_in(key, 2), noise_std),
+                        -1.0, 1.0)
     return images
 
   return augment
