@@ -4,7 +4,9 @@ One convention everywhere: **a higher score means more out-of-distribution**.
 
 Scores of the K+1-class classifier whose last class is "garbage":
   * `garbage_score`: the log-odds of the garbage probability, `log p_g − log(1 − p_g)`;
-  * `uncertainty_score`: the paper's UE, 0 for a one-hot output, 1 for a uniform one.
+  * `uncertainty_score`: the paper's UE, 0 for a one-hot output, 1 for a uniform one;
+  * `id_msp_score`: the top in-distribution probability, `−log max_{k<K} p_k` — low both
+    when the garbage class wins and when the K real classes split the rest.
 Baselines on the plain K-class classifier:
   * `msp_score`: maximum softmax probability, as `−log max_k p_k`;
   * `energy_score`: the free energy `−logsumexp(logits)`;
@@ -25,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 GARBAGE = "garbage"
-SCORES = ("garbage", "ue", "msp", "odin", "energy")  # the first two need a garbage class
+DETECTOR_SCORES = ("garbage", "ue", "id_msp")  # need a garbage class
+BASELINE_SCORES = ("msp", "odin", "energy")  # of the plain K-class classifier
+SCORES = DETECTOR_SCORES + BASELINE_SCORES
 
 
 def _as_float64(logits) -> np.ndarray:
@@ -82,6 +86,18 @@ def mean_probability_logits(logits_list) -> np.ndarray:
   log_probs = np.stack([m - _logsumexp(m)[:, None] for m in members])  # [M, N, classes]
   top = log_probs.max(axis=0)
   return top + np.log(np.exp(log_probs - top).mean(axis=0))
+
+
+def id_msp_score(logits) -> np.ndarray:
+  """`−log max_{k<K} softmax_k` over the K in-distribution classes of a K+1-class output whose
+  last class is garbage: `log(1 + Σ_{j≠k*} exp(l_j − l_k*))` with k* the top real class and
+  j over every other class, garbage included (as `msp_score`, without saturating)."""
+  x = _as_float64(logits)
+  rows = np.arange(len(x))
+  top = x[:, :-1].argmax(axis=1)
+  rest = np.exp(x - x[rows, top][:, None])
+  rest[rows, top] = 0.0
+  return np.log1p(rest.sum(axis=1))
 
 
 def garbage_probability(logits) -> np.ndarray:

@@ -84,6 +84,8 @@ def test_every_score_is_higher_for_ood_looking_outputs():
   garbage_high = np.array([[0.0, 0.0, 0.0, 6.0]])
   assert ood.garbage_score(garbage_high)[0] > ood.garbage_score(garbage_low)[0]
   assert ood.uncertainty_score(garbage_high)[0] < 0.1  # a confident garbage call is "certain"
+  assert ood.id_msp_score(garbage_high)[0] > ood.id_msp_score(garbage_low)[0]
+  assert ood.id_msp_score(flat)[0] > ood.id_msp_score(confident)[0]
   # Pinned end to end: confident = ID, flat = OOD gives a perfect detector for every score.
   logits_in = np.array([[12.0, 0, 0, -1], [9.0, 1, 0, 0], [0, 10.0, 0, 0]])
   logits_out = np.array([[0.1, 0, 0.05, -0.1], [1.0, 0.5, 0.9, 0.7]])
@@ -103,6 +105,7 @@ def test_scores_match_their_definitions():
   np.testing.assert_allclose(ood.uncertainty_score(np.zeros((1, n))), [1.0])  # uniform
   np.testing.assert_allclose(ood.msp_score(logits), -np.log(p.max(1)), rtol=1e-10)
   np.testing.assert_allclose(ood.garbage_score(logits), np.log(p[:, -1] / (1 - p[:, -1])), rtol=1e-8)
+  np.testing.assert_allclose(ood.id_msp_score(logits), -np.log(p[:, :-1].max(1)), rtol=1e-10)
   np.testing.assert_allclose(ood.energy_score(logits), -np.log(np.exp(logits).sum(1)), rtol=1e-10)
   np.testing.assert_allclose(ood.odin_score(logits, 10.0), ood.msp_score(logits / 10.0))
 
@@ -111,7 +114,7 @@ def test_scores_do_not_saturate_for_confident_outputs():
   # In float32 both max-softmax values are exactly 1.0; the scores still rank them.
   a, b = np.array([[40.0, 0.0, 0.0]]), np.array([[50.0, 0.0, 0.0]])
   assert float(jax.nn.softmax(jnp.float32(a))[0, 0]) == float(jax.nn.softmax(jnp.float32(b))[0, 0]) == 1.0
-  for fn in (ood.msp_score, ood.uncertainty_score):
+  for fn in (ood.msp_score, ood.uncertainty_score, ood.id_msp_score):
     assert fn(a)[0] > fn(b)[0] > 0
   assert ood.garbage_score(np.array([[0.0, 0.0, 40.0]]))[0] < ood.garbage_score(np.array([[0.0, 0.0, 50.0]]))[0]
 

@@ -499,6 +499,7 @@ def score(detector: Detector, images) -> dict:
       [images], EVAL_BATCH)
   return {
       "garbage": ood.garbage_score(logits), "ue": ood.uncertainty_score(logits),
+      "id_msp": ood.id_msp_score(logits),
       "msp": ood.msp_score(base), "odin": ood.odin_score(perturbed, c.odin_temperature),
       "energy": ood.energy_score(base),
       "garbage_probability": ood.garbage_probability(logits),
@@ -582,7 +583,7 @@ def evaluate(workdir, sets=None) -> dict:
   work = Workdir(workdir)
   work.save_figure(plotting.score_histograms(
       {k: id_scores[k] for k in ood.SCORES}, {n: {k: s[k] for k in ood.SCORES} for n, s in out_scores.items()},
-      title=f"{config.dataset} (in) vs OOD sets: scores, higher = more OOD", log_x=("ue", "msp")),
+      title=f"{config.dataset} (in) vs OOD sets: scores, higher = more OOD", log_x=("ue", "msp", "id_msp")),
       "score_histograms.png")
   work.save_figure(plotting.garbage_rounds(
       garbage_rows(config, workdir), title=f"{config.dataset}: garbage class, per round"),
@@ -631,7 +632,7 @@ def format_table(result: dict) -> str:
       m = entry["scores"][k]
       is_garbage = k == "garbage"
       lines.append(
-          f"| {name} ({entry['images']}) | {k}{'' if k in ('garbage', 'ue') else ' (baseline)'} | "
+          f"| {name} ({entry['images']}) | {k}{'' if k in ood.DETECTOR_SCORES else ' (baseline)'} | "
           f"{m['auroc']:.4f} | {m['aupr_in']:.4f} | {m['aupr_out']:.4f} | {100 * m['fpr95']:.2f} | "
           f"{pct(entry['detection_rate']) if is_garbage else ''} | "
           f"{pct(entry['paper_detection_rate']) if is_garbage else ''} |")
