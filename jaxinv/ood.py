@@ -50,13 +50,19 @@ def softmax(logits) -> np.ndarray:
   return e / e.sum(axis=1, keepdims=True)
 
 
-def msp_score(logits) -> np.ndarray:
-  """`−log max_k softmax_k = log(1 + Σ_{j≠k*} exp(l_j − l_k*))`, with log1p of the small sum."""
-  x = _as_float64(logits)
-  top = x.argmax(axis=1)
-  rest = np.exp(x - x[np.arange(len(x)), top][:, None])
-  rest[np.arange(len(x)), top] = 0.0
+def _neg_log_softmax_at(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+  """`−log softmax(x)[k] = log(1 + Σ_{j≠k} exp(x_j − x_k))` per row, with log1p of the small
+  sum, so a near-certain class keeps a distinct, non-zero score."""
+  rows = np.arange(len(x))
+  rest = np.exp(x - x[rows, k][:, None])
+  rest[rows, k] = 0.0
   return np.log1p(rest.sum(axis=1))
+
+
+def msp_score(logits) -> np.ndarray:
+  """`−log max_k softmax_k`."""
+  x = _as_float64(logits)
+  return _neg_log_softmax_at(x, x.argmax(axis=1))
 
 
 def energy_score(logits, temperature: float = 1.0) -> np.ndarray:
@@ -90,14 +96,9 @@ def mean_probability_logits(logits_list) -> np.ndarray:
 
 def id_msp_score(logits) -> np.ndarray:
   """`−log max_{k<K} softmax_k` over the K in-distribution classes of a K+1-class output whose
-  last class is garbage: `log(1 + Σ_{j≠k*} exp(l_j − l_k*))` with k* the top real class and
-  j over every other class, garbage included (as `msp_score`, without saturating)."""
+  last class is garbage (the softmax is over all K+1, so garbage mass lowers the maximum)."""
   x = _as_float64(logits)
-  rows = np.arange(len(x))
-  top = x[:, :-1].argmax(axis=1)
-  rest = np.exp(x - x[rows, top][:, None])
-  rest[rows, top] = 0.0
-  return np.log1p(rest.sum(axis=1))
+  return _neg_log_softmax_at(x, x[:, :-1].argmax(axis=1))
 
 
 def garbage_probability(logits) -> np.ndarray:
