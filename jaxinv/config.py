@@ -63,6 +63,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # precision; parameters, optimizer state, losses and metrics stay float32 either way.
   c.compute_dtype = "float32"
   c.max_train_examples = 512 if tiny else 0  # 0: the whole split
+  # The classifier run's test accuracy on the test split's first N images (0: all of it);
+  # tiny runs check plumbing, and scoring 10,000 test images was most of their time.
+  c.max_test_examples = 1000 if tiny else 0
   # Which max_train_examples images: "first" (the split's first N) or "stratified" (N/K per
   # class, drawn with subset_seed); the classifier run saves the indices (train_indices.npy).
   c.subset_selection = "first"
@@ -444,6 +447,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _validate_faithful(config, need)
   need(config.num_devices >= 0, "num_devices", "0 (all devices) or a positive count")
   need(config.max_train_examples >= 0, "max_train_examples", "0 (all) or a positive count")
+  need(config.max_test_examples >= 0, "max_test_examples", "0 (all) or a positive count")
   need(config.seed >= 0, "seed", "a non-negative integer")
   _check_compute_dtype(config.compute_dtype, need)
   for folder in (config.data_dir, config.init_from, *config.classifier_ensemble.workdirs):

@@ -229,7 +229,7 @@ def _tiny_inversion(classifier, **kwargs):
 def test_step_vmaps_over_seeds_like_separate_runs(digits):
   inversion = _tiny_inversion(jaxinv.from_function(*_mlp_function(digits)))
   keys = jnp.stack([jax.random.key(5), jax.random.key(6)])
-  states = jax.vmap(inversion.init)(keys)
+  states = jax.jit(jax.vmap(inversion.init))(keys)  # compiled: eager vmap runs op by op
   states, metrics = jax.jit(jax.vmap(inversion.step))(states, keys)
   assert metrics["loss"].shape == (2,)
   alone, alone_metrics = jax.jit(inversion.step)(inversion.init(keys[1]), keys[1])

@@ -55,6 +55,7 @@ CONFIG_CASES = [  # (field, value, expected text in the error)
     ("classifier.weight_decay", -1.0, "classifier.weight_decay=-1.0: a non-negative float"),
     ("num_devices", -2, "num_devices=-2: 0 (all devices) or a positive count"),
     ("max_train_examples", -5, "max_train_examples=-5: 0 (all) or a positive count"),
+    ("max_test_examples", -1, "max_test_examples=-1: 0 (all) or a positive count"),
     ("seed", -1, "seed=-1: a non-negative integer"),
     ("checkpoint.every", 0, "checkpoint.every=0: a positive integer"),
     ("checkpoint.keep", 0, "checkpoint.keep=0: a positive integer"),

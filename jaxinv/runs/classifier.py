@@ -152,6 +152,8 @@ def load_split(config, split: str):
   if split == "train" and config.max_train_examples:
     idx = train_indices(config, labels)
     images, labels = images[idx], labels[idx]
+  if split == "test" and config.get("max_test_examples"):
+    images, labels = images[:config.max_test_examples], labels[:config.max_test_examples]
   return images, labels
 
 
@@ -318,6 +320,7 @@ def run(config, workdir) -> dict:
       "test_accuracy": float(np.mean(test_pred == test_y)),
       "test_accuracy_per_class": metrics.accuracy_per_class(test_pred, test_y, info.num_classes),
       "train_examples": len(train_x),
+      "test_examples": len(test_x),
       "wall_time_s": round(time.perf_counter() - work.start_time, 2),
       "devices": mesh.size,
   }
