@@ -71,7 +71,7 @@ def _generate_many_fn(generator, dropout: bool, impl: str):
   @jax.jit
   def generate(stacked_variables, rates, labels, key):
     batch = conditioning.batch_for_labels(key, labels, generator.num_classes, generator.latent_dim,
-                                          generator.mode)
+                                          generator.mode, generator.temperature)
     if impl == "vmap":
       return jax.vmap(generate_one, in_axes=(0, 0, None, None))(stacked_variables, rates, batch, key)
     return jax.lax.map(lambda args: generate_one(*args, batch, key), (stacked_variables, rates))

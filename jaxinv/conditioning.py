@@ -1,6 +1,8 @@
 """Conditioning inputs for the generator (method notes §2).
 
-* soft vectors: `v ~ N(0, I_K)`, `p = softmax(v)`, label `y = argmax p`;
+* soft vectors: `v ~ N(0, I_K)`, `p = softmax(v / T)`, label `y = argmax p`; the
+  temperature T is 1 in the paper, below 1 the vectors are sharper (the label's entry
+  larger, the others still random);
 * soft vectors for requested labels: the largest entry of `v` is swapped into
   position `y`, so `argmax p == y` holds for every draw (ties broken towards `y`);
 * one-hot vectors;
@@ -16,21 +18,21 @@ MODES = ("label", "vector", "matrix", "vector_matrix", "one_hot")
 HOT_PATTERNS = ("cross", "row", "diag")
 
 
-def random_soft(key, batch_size: int, num_classes: int):
-  """Random soft vectors and their argmax labels: `(p [B,K], y [B])`."""
+def random_soft(key, batch_size: int, num_classes: int, temperature: float = 1.0):
+  """Random soft vectors `softmax(v / temperature)` and their argmax labels: `(p [B,K], y [B])`."""
   v = jax.random.normal(key, (batch_size, num_classes))
-  p = jax.nn.softmax(v, axis=-1)
+  p = jax.nn.softmax(v / temperature, axis=-1)
   return p, jnp.argmax(p, axis=-1).astype(jnp.int32)
 
 
-def _soft_for_label(key, label, num_classes: int):
+def _soft_for_label(key, label, num_classes: int, temperature: float):
   v = jax.random.normal(key, (num_classes,))
   top = jnp.argmax(v)
   # Swap the largest entry into position `label`: the distribution of the sorted
   # entries is unchanged, only which class wins is fixed.
   v_label, v_top = v[label], v[top]
   v = v.at[top].set(v_label).at[label].set(v_top)
-  p = jax.nn.softmax(v)
+  p = jax.nn.softmax(v / temperature)
   # float32 softmax can map two close logits to the same value; make every
   # other entry strictly smaller so argmax (which breaks ties by index) is `label`.
   below = jnp.nextafter(p[label], jnp.zeros_like(p[label]))
@@ -38,10 +40,10 @@ def _soft_for_label(key, label, num_classes: int):
   return jnp.where(is_label, p, jnp.minimum(p, below))
 
 
-def soft_for_labels(key, labels, num_classes: int):
+def soft_for_labels(key, labels, num_classes: int, temperature: float = 1.0):
   """Soft vectors `p [B,K]` with `argmax p[i] == labels[i]` guaranteed."""
   keys = jax.random.split(key, labels.shape[0])
-  return jax.vmap(_soft_for_label, in_axes=(0, 0, None))(keys, labels, num_classes)
+  return jax.vmap(_soft_for_label, in_axes=(0, 0, None, None))(keys, labels, num_classes, temperature)
 
 
 def one_hot(labels, num_classes: int):
@@ -70,14 +72,15 @@ def hot_matrices(labels, num_classes: int, pattern: str = "cross"):
   return mats[..., None]
 
 
-def vector_for_mode(key, labels, num_classes: int, mode: str):
+def vector_for_mode(key, labels, num_classes: int, mode: str, temperature: float = 1.0):
   """The conditioning vector the generator sees for requested labels."""
   if mode == "one_hot":
     return one_hot(labels, num_classes)
-  return soft_for_labels(key, labels, num_classes)
+  return soft_for_labels(key, labels, num_classes, temperature)
 
 
-def sample_batch(key, batch_size: int, num_classes: int, latent_dim: int, mode: str):
+def sample_batch(key, batch_size: int, num_classes: int, latent_dim: int, mode: str,
+                 temperature: float = 1.0):
   """A random conditioning batch `{"z", "p", "y"}` for one inversion step.
 
   In `one_hot` mode labels are uniform and `p = onehot(y)`; otherwise `p` is a
@@ -90,15 +93,16 @@ def sample_batch(key, batch_size: int, num_classes: int, latent_dim: int, mode: 
     y = jax.random.randint(key_p, (batch_size,), 0, num_classes, dtype=jnp.int32)
     p = one_hot(y, num_classes)
   else:
-    p, y = random_soft(key_p, batch_size, num_classes)
+    p, y = random_soft(key_p, batch_size, num_classes, temperature)
   return {"z": z, "p": p, "y": y}
 
 
-def batch_for_labels(key, labels, num_classes: int, latent_dim: int, mode: str):
+def batch_for_labels(key, labels, num_classes: int, latent_dim: int, mode: str,
+                     temperature: float = 1.0):
   """A conditioning batch `{"z", "p", "y"}` for requested labels (sampling, grids)."""
   if mode not in MODES:
     raise ValueError(f"Unknown conditioning mode {mode!r}; choose one of {MODES}.")
   labels = jnp.asarray(labels, jnp.int32)
   key_z, key_p = jax.random.split(key)
   z = jax.random.normal(key_z, (labels.shape[0], latent_dim))
-  return {"z": z, "p": vector_for_mode(key_p, labels, num_classes, mode), "y": labels}
+  return {"z": z, "p": vector_for_mode(key_p, labels, num_classes, mode, temperature), "y": labels}

@@ -122,6 +122,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator = ml_collections.ConfigDict()
   c.generator.mode = "vector_matrix"
   c.generator.hot_pattern = "cross"
+  # The conditioning vectors' softmax temperature, p = softmax(v / T): 1 is the paper's;
+  # below 1 each vector is sharper around its label, its other entries still random.
+  c.generator.temperature = 1.0
   c.generator.dropout_rate = 0.2
   c.generator.dropout_at_sampling = True  # sample as trained (see jaxinv.sampling)
   c.generator.width = 8 if tiny else 32
@@ -434,7 +437,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.inversion.batch_size >= 2, "inversion.batch_size",
        "at least 2 (the pairwise losses need pairs)")
   for field in ("classifier.learning_rate", "inversion.learning_rate", "classifier.adam_eps",
-                "inversion.adam_eps"):
+                "inversion.adam_eps", "generator.temperature"):
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
                 "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range",

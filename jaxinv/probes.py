@@ -15,18 +15,20 @@ from jaxinv.sampling import DROPOUT_STREAM
 _PAD = 128
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def fixed_latent_batch(key, num_classes: int, per_class: int, latent_dim: int, mode: str) -> dict:
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def fixed_latent_batch(key, num_classes: int, per_class: int, latent_dim: int, mode: str,
+                       temperature: float = 1.0) -> dict:
   """`{"z", "p", "y"}` for a `[K, per_class]` grid flattened row-major: class k's row
   uses the same `per_class` latents as every other row."""
   key_z, key_p = jax.random.split(key)
   z = jax.random.normal(key_z, (per_class, latent_dim))
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), per_class)
   return {"z": jnp.tile(z, (num_classes, 1)), "y": labels,
-          "p": conditioning.vector_for_mode(key_p, labels, num_classes, mode)}
+          "p": conditioning.vector_for_mode(key_p, labels, num_classes, mode, temperature)}
 
 
-def interpolation_batch(key, pairs, steps: int, num_classes: int, latent_dim: int, mode: str) -> dict:
+def interpolation_batch(key, pairs, steps: int, num_classes: int, latent_dim: int, mode: str,
+                        temperature: float = 1.0) -> dict:
   """`{"z", "p", "y", "t"}` for `len(pairs)` rows of `steps` images flattened row-major.
 
   Row r holds one latent and walks `p = (1 − t)·p_a + t·p_b`, t = 0 … 1, between a
@@ -34,16 +36,17 @@ def interpolation_batch(key, pairs, steps: int, num_classes: int, latent_dim: in
   `y = argmax p`: the label (`label` mode) and the hot matrix (`matrix` modes) switch
   once, where the vector's winner changes; only the vector changes gradually."""
   return _interpolation_batch(key, jnp.asarray(np.asarray(pairs, np.int32).reshape(-1, 2)), steps,
-                              num_classes, latent_dim, mode)
+                              num_classes, latent_dim, mode, temperature)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _interpolation_batch(key, pairs, steps: int, num_classes: int, latent_dim: int, mode: str) -> dict:
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _interpolation_batch(key, pairs, steps: int, num_classes: int, latent_dim: int, mode: str,
+                         temperature: float) -> dict:
   t = jnp.linspace(0.0, 1.0, steps)
   key_z, key_a, key_b = jax.random.split(key, 3)
   z = jax.random.normal(key_z, (len(pairs), latent_dim))
-  p_a = conditioning.vector_for_mode(key_a, pairs[:, 0], num_classes, mode)
-  p_b = conditioning.vector_for_mode(key_b, pairs[:, 1], num_classes, mode)
+  p_a = conditioning.vector_for_mode(key_a, pairs[:, 0], num_classes, mode, temperature)
+  p_b = conditioning.vector_for_mode(key_b, pairs[:, 1], num_classes, mode, temperature)
   p = (1.0 - t)[None, :, None] * p_a[:, None] + t[None, :, None] * p_b[:, None]
   p = p.reshape(-1, num_classes)
   return {"z": jnp.repeat(z, steps, axis=0), "p": p, "y": jnp.argmax(p, -1).astype(jnp.int32),

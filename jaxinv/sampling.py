@@ -55,7 +55,8 @@ def check_labels(labels, num_classes: int) -> np.ndarray:
 def _generate_fn(generator, latent_dim: int, mode: str, num_classes: int, dropout: bool):
   @jax.jit
   def generate(variables, labels, key):
-    batch = conditioning.batch_for_labels(key, labels, num_classes, latent_dim, mode)
+    batch = conditioning.batch_for_labels(key, labels, num_classes, latent_dim, mode,
+                                          generator.temperature)
     return generator.apply(variables, batch["z"], batch["p"], batch["y"], train=False,
                            dropout=dropout, rngs={"dropout": jax.random.fold_in(key, DROPOUT_STREAM)})
   return generate

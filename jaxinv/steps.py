@@ -221,7 +221,8 @@ def make_inversion_step(generator: nn.Module, classifier, tx,
 
 
 def make_inversion_train_step(inversion_step: Callable, *, batch_size: int, num_classes: int,
-                              latent_dim: int, mode: str, batch_sharding=None) -> Callable:
+                              latent_dim: int, mode: str, temperature: float = 1.0,
+                              batch_sharding=None) -> Callable:
   """Fuses drawing the conditioning batch with the step: `(state, keys) -> (state, metrics)`.
 
   `keys` holds the run's named keys "conditioning" and "dropout"; both are
@@ -229,7 +230,8 @@ def make_inversion_train_step(inversion_step: Callable, *, batch_size: int, num_
 
   def train_step(state: InversionState, keys):
     cond_key = jax.random.fold_in(keys["conditioning"], state.generator.step)
-    batch = conditioning.sample_batch(cond_key, batch_size, num_classes, latent_dim, mode)
+    batch = conditioning.sample_batch(cond_key, batch_size, num_classes, latent_dim, mode,
+                                      temperature)
     if batch_sharding is not None:
       batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
     return inversion_step(state, batch, keys["dropout"])

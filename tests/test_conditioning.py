@@ -27,7 +27,7 @@ def test_soft_for_labels_argmax_is_the_requested_label(num_classes):
 
 def test_soft_for_labels_handles_exact_ties():
   # Identical logits would make every entry equal; the requested label must still win.
-  p = conditioning._soft_for_label(jax.random.key(0), 3, 5)
+  p = conditioning._soft_for_label(jax.random.key(0), 3, 5, 1.0)
   assert int(jnp.argmax(p)) == 3
   flat = jax.nn.softmax(jnp.zeros(5))
   below = jnp.nextafter(flat[3], 0.0)
@@ -79,3 +79,26 @@ def test_batch_for_labels_keeps_requested_labels(mode):
   batch = conditioning.batch_for_labels(jax.random.key(2), labels, 10, 8, mode)
   np.testing.assert_array_equal(batch["y"], labels)
   np.testing.assert_array_equal(np.argmax(batch["p"], -1), labels)
+
+
+def test_temperature_divides_the_logits_before_the_softmax():
+  key = jax.random.key(4)
+  v = np.asarray(jax.random.normal(key, (64, 10)), np.float64)
+  for temperature in (1.0, 0.3, 0.05):
+    p, y = conditioning.random_soft(key, 64, 10, temperature)
+    e = np.exp((v - v.max(-1, keepdims=True)) / temperature)
+    np.testing.assert_allclose(p, e / e.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(y, v.argmax(-1))  # the labels do not depend on it
+  # Lower temperatures: sharper vectors, the same labels.
+  top = [float(conditioning.random_soft(key, 4096, 10, t)[0].max(-1).mean()) for t in (1.0, 0.3, 0.1)]
+  assert top[0] < 0.4 < top[1] < top[2]
+
+
+@pytest.mark.parametrize("mode", ["vector", "label"])
+def test_requested_labels_win_at_any_temperature(mode):
+  labels = jnp.asarray(np.random.default_rng(1).integers(0, 10, 4096), jnp.int32)
+  for temperature in (2.0, 0.1, 0.01):
+    batch = conditioning.batch_for_labels(jax.random.key(3), labels, 10, 8, mode, temperature)
+    np.testing.assert_array_equal(np.argmax(batch["p"], -1), labels)
+    assert np.all(np.isfinite(batch["p"]))
+    np.testing.assert_allclose(batch["p"].sum(-1), 1.0, rtol=1e-4)

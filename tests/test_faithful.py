@@ -249,9 +249,14 @@ def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
   assert paper.priors.total_variation == 0 and paper.priors.feature_statistics == 0
   assert paper.robustness.jitter == 0 and not paper.robustness.flip
   assert paper.generator.mode == "vector_matrix" and preset.generator.mode == "label" and "mode" in rows
+  preset.generator.temperature = 0.2
+  assert "temperature" in faithful_ablation.rows_for(preset)
+  assert faithful_ablation.row_config(preset, "paper").generator.temperature == 1.0  # the paper's
+  assert faithful_ablation.row_config(preset, "temperature").generator.temperature == 0.2
   tv = faithful_ablation.row_config(preset, "total_variation")
   assert tv.priors.total_variation == 0.5 and tv.robustness.jitter == 0 and not tv.robustness.flip
   assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()
+  assert faithful_ablation.row_config(preset, "temperature").generator.mode == "vector_matrix"
   with pytest.raises(ValueError, match="Unknown ablation row"):
     faithful_ablation.row_config(preset, "nope")
 

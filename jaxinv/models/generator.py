@@ -45,6 +45,9 @@ class ConditionedGenerator(nn.Module):
   image_shape: tuple  # (H, W, C)
   mode: str = "vector_matrix"
   hot_pattern: str = "cross"
+  # The conditioning vectors' softmax temperature (`jaxinv.conditioning`): the generator is
+  # trained and sampled with `p = softmax(v / temperature)`; 1 is the paper's.
+  temperature: float = 1.0
   dropout_rate: float = 0.3
   width: int = 64
   latent_dim: int = 100  # size of z

@@ -151,7 +151,8 @@ def make_figures(*, generator, variables, dropout, info, arrays, gen_labels, rea
   """`(file name, caption, png)` for every figure of an evaluation."""
   k, names = info.num_classes, info.class_names
   figures = []
-  grid = probes.fixed_latent_batch(key, k, 8, generator.latent_dim, generator.mode)
+  grid = probes.fixed_latent_batch(key, k, 8, generator.latent_dim, generator.mode,
+                                   generator.temperature)
   images = probes.generate(generator, variables, grid, key, dropout=dropout)
   figures.append(("samples_fixed_latents.png",
                   "Generated images: one row per class, one latent z per column (shared by all rows).",
@@ -159,7 +160,7 @@ def make_figures(*, generator, variables, dropout, info, arrays, gen_labels, rea
   pairs = [(a, (a + 1) % k) for a in range(min(k, 5))]
   steps = 9
   strip = probes.interpolation_batch(jax.random.fold_in(key, 1), pairs, steps, k,
-                                     generator.latent_dim, generator.mode)
+                                     generator.latent_dim, generator.mode, generator.temperature)
   images = probes.generate(generator, variables, strip, key, dropout=dropout)
   figures.append(("interpolation.png",
                   f"Interpolation between two classes' conditioning vectors with a fixed z "

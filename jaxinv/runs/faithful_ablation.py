@@ -43,9 +43,12 @@ INGREDIENTS = {
     "classifier_ensemble": ("priors.classifier_ensemble",),
     "upsample": ("generator.upsample",),
     "mode": ("generator.mode",),
+    "temperature": ("generator.temperature",),
 }
-# The paper's method: vector_matrix conditioning, resize-convolution generator, no flips.
-_OFF = {"generator.upsample": "resize", "generator.mode": "vector_matrix", "robustness.flip": False}
+# The paper's method: vector_matrix conditioning at temperature 1, resize-convolution
+# generator, no flips.
+_OFF = {"generator.upsample": "resize", "generator.mode": "vector_matrix", "robustness.flip": False,
+        "generator.temperature": 1.0}
 ROWS = ("paper", *INGREDIENTS, "all", "pixels")
 
 

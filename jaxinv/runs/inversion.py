@@ -29,7 +29,7 @@ def build_generator(config, info: data.DatasetInfo) -> ConditionedGenerator:
   g = config.generator
   return ConditionedGenerator(
       num_classes=info.num_classes, image_shape=tuple(info.image_shape), mode=g.mode,
-      hot_pattern=g.hot_pattern, dropout_rate=g.dropout_rate, width=g.width,
+      hot_pattern=g.hot_pattern, temperature=float(g.get("temperature", 1.0)), dropout_rate=g.dropout_rate, width=g.width,
       latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample,
       blur=float(g.blur), conv_impl=g.get("conv_impl", "auto"), dtype=config_lib.compute_dtype(config))
 

@@ -256,6 +256,7 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
       steps.make_inversion_step(generator, model, tx, inv.feature_layer, extra_terms=extra_terms),
       batch_size=inv.batch_size,
       num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode,
+      temperature=generator.temperature,
       batch_sharding=sharding.data_sharded(mesh))
   replicated = sharding.replicated(mesh)
   train_step = jax.jit(one_step, donate_argnums=0, out_shardings=(replicated, replicated))
