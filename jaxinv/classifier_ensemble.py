@@ -28,21 +28,24 @@ def member_logits(model, stacked, images, impl: str = "vmap"):
   return jnp.stack([apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)])
 
 
-def ensemble_loss(logits, p, y, alpha: float, beta: float):
-  """Mean over members of α·KL(p ‖ q_m) + β·CE(q_m, y), each averaged over the batch."""
-  kl = jax.vmap(jax.vmap(losses.kl_divergence), in_axes=(None, 0))(p, logits)
+def ensemble_loss(logits, p, y, alpha: float, beta: float, kl_temperature: float = 1.0):
+  """Mean over members of α·KL(p ‖ q_m) + β·CE(q_m, y), each averaged over the batch; the
+  KL at `kl_temperature` as in the inversion loss (`losses.kl_divergence`)."""
+  kl_one = lambda p, logits: losses.kl_divergence(p, logits, kl_temperature)
+  kl = jax.vmap(jax.vmap(kl_one), in_axes=(None, 0))(p, logits)
   ce = jax.vmap(jax.vmap(losses.cross_entropy), in_axes=(0, None))(logits, y)
   return alpha * jnp.mean(kl) + beta * jnp.mean(ce)
 
 
-def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap"):
+def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
+              kl_temperature: float = 1.0):
   """`TermContext -> scalar`: `ensemble_loss` of the members on the batch the inverted
   classifier saw (same input transform)."""
   frozen = jax.lax.stop_gradient(stacked)
 
   def term(ctx):
     logits = member_logits(model, frozen, ctx.seen, impl)
-    return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta)
+    return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta, kl_temperature)
 
   return term
 

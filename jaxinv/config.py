@@ -151,6 +151,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.inversion.beta = 4.0  # CE(q, y)
   c.inversion.gamma = 1.0  # mean pairwise cosine of features
   c.inversion.delta = 1.0  # Gram orthogonality of features
+  # The KL term compares p with softmax(logits / kl_temperature): 1 is the paper's; above 1
+  # an image can be confidently its label while its other logits still follow p.
+  c.inversion.kl_temperature = 1.0
   c.inversion.feature_layer = "penultimate"
   c.inversion.log_every = 5 if tiny else 50
   c.inversion.eval_samples_per_class = 16 if tiny else 500
@@ -437,7 +440,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.inversion.batch_size >= 2, "inversion.batch_size",
        "at least 2 (the pairwise losses need pairs)")
   for field in ("classifier.learning_rate", "inversion.learning_rate", "classifier.adam_eps",
-                "inversion.adam_eps", "generator.temperature"):
+                "inversion.adam_eps", "generator.temperature", "inversion.kl_temperature"):
     need(config_get(config, field) > 0, field, "a positive float")
   for field in ("inversion.alpha", "inversion.beta", "inversion.gamma", "inversion.delta",
                 "classifier.weight_decay", "priors.total_variation", "priors.l2", "priors.pixel_range",

@@ -97,6 +97,7 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
                    batch_size: int = 64, steps: int = 1500, learning_rate: float = 2e-3,
                    optimizer: optax.GradientTransformation | None = None,
                    alpha: float = 1.0, beta: float = 4.0, gamma: float = 1.0, delta: float = 1.0,
+                   kl_temperature: float = 1.0,
                    terms: Mapping[str, tuple[float, Callable]] | None = None,
                    input_transform: Callable | None = None,
                    feature_layer: str = classifier_lib.FEATURES,
@@ -113,7 +114,8 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
     its own dtype (`InputSpec.dtype` casts its input; jaxinv's classifiers have a `dtype`
     field).
   - Loss: `alpha`·KL(p‖q) + `beta`·CE(q, y) + `gamma`·pairwise cosine + `delta`·Gram
-    orthogonality of the features; `terms` adds `{name: (weight, term)}` with
+    orthogonality of the features, with q = softmax(logits / `kl_temperature`) in the KL
+    term (1: the paper's; `jaxinv.losses.kl_divergence`); `terms` adds `{name: (weight, term)}` with
     `term(steps.TermContext) -> scalar` (priors, feature statistics, multi-classifier,
     reconstruction terms; see `jaxinv.priors`, `jaxinv.feature_stats`,
     `jaxinv.classifier_ensemble`, `jaxinv.reconstruction`).
@@ -151,7 +153,8 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
   members = tuple(members)
 
   inner = steps_lib.make_inversion_step(generator, classifier.apply_fn, optimizer, feature_layer,
-                                    extra_terms=extra_terms, input_transform=input_transform)
+                                    extra_terms=extra_terms, input_transform=input_transform,
+                                    kl_temperature=kl_temperature)
   one_step = steps_lib.make_inversion_train_step(
       inner, batch_size=batch_size, num_classes=num_classes, latent_dim=generator.latent_dim,
       mode=generator.mode, temperature=generator.temperature, batch_sharding=sharding.data_sharded(mesh) if mesh.size > 1 else None)

@@ -11,9 +11,14 @@ import jax.numpy as jnp
 _EPS = 1e-8
 
 
-def kl_divergence(p, logits):
-  """KL(p ‖ softmax(logits)) for one example; entries with p = 0 contribute 0."""
-  log_q = jax.nn.log_softmax(logits)
+def kl_divergence(p, logits, temperature: float = 1.0):
+  """KL(p ‖ softmax(logits / temperature)) for one example; entries with p = 0 contribute 0.
+
+  Temperature 1 is the paper's. Above 1 the classifier's logits are compared at a softer
+  scale: `p`'s spread is asked of the logits' differences (logits ≈ temperature · log p
+  + const), so an image can be confidently its label while its other logits still
+  follow `p`."""
+  log_q = jax.nn.log_softmax(logits / temperature)
   return jnp.sum(jax.scipy.special.xlogy(p, p) - p * log_q)
 
 
@@ -64,12 +69,14 @@ def gram_orthogonality(features):
   return jnp.mean((gram - jnp.eye(features.shape[0], dtype=gram.dtype)) ** 2)
 
 
-def inversion_loss(logits, features, p, y, weights):
+def inversion_loss(logits, features, p, y, weights, kl_temperature: float = 1.0):
   """α·KL + β·CE + γ·cos + δ·orth over a batch. Returns (total, terms dict).
 
-  `weights` maps "kl", "ce", "cosine", "orthogonality" to floats."""
+  `weights` maps "kl", "ce", "cosine", "orthogonality" to floats; the KL term compares
+  `p` with `softmax(logits / kl_temperature)` (`kl_divergence`)."""
+  kl = jax.vmap(kl_divergence, in_axes=(0, 0, None))(p, logits, kl_temperature)
   terms = {
-      "kl": jnp.mean(jax.vmap(kl_divergence)(p, logits)),
+      "kl": jnp.mean(kl),
       "ce": jnp.mean(jax.vmap(cross_entropy)(logits, y)),
       "cosine": mean_pairwise_cosine(features),
       "orthogonality": gram_orthogonality(features),

@@ -40,7 +40,8 @@ def init_state(key, labels_count: int, image_shape, tx, classifier_variables, lo
 
 def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
                     extra_terms: Mapping[str, Callable] | None = None,
-                    input_transform: Callable | None = None) -> Callable:
+                    input_transform: Callable | None = None,
+                    kl_temperature: float = 1.0) -> Callable:
   """`(state, batch {"p", "y"}, key) -> (state, metrics)`: one Adam step on the pixels.
   `classifier`: a jaxinv classifier module or an apply function (`steps.as_classifier_apply`)."""
   classifier_apply = steps.as_classifier_apply(classifier)
@@ -57,7 +58,7 @@ def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
       (logits, aux), bn_inputs = feature_stats.capture_batch_norm_inputs(
           classifier_apply, frozen, seen)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
-                                           state.loss_weights)
+                                           state.loss_weights, kl_temperature)
       term_key = jax.random.fold_in(key, _TERM_SALT)
       for i, (name, term) in enumerate(sorted(extra_terms.items())):
         ctx = steps.TermContext(images=pixels, logits=logits, aux=aux, batch=batch,

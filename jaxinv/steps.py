@@ -152,7 +152,8 @@ def as_classifier_apply(classifier) -> Callable:
 def make_inversion_step(generator: nn.Module, classifier, tx,
                         feature_layer: str = "penultimate",
                         extra_terms: Mapping[str, Callable] | None = None,
-                        input_transform: Callable | None = None) -> Callable:
+                        input_transform: Callable | None = None,
+                        kl_temperature: float = 1.0) -> Callable:
   """Generator step on a conditioning batch `{"z", "p", "y"}` (see `conditioning`).
 
   `classifier` is one of jaxinv's classifier modules or an apply function
@@ -193,7 +194,7 @@ def make_inversion_step(generator: nn.Module, classifier, tx,
       (logits, aux), bn_inputs = feature_stats.capture_batch_norm_inputs(
           classifier_apply, frozen, seen)
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
-                                           state.loss_weights)
+                                           state.loss_weights, kl_temperature)
       term_key = jax.random.fold_in(key, _TERM_SALT)
       for name, term in sorted(extra_terms.items()):
         # Salted by the name (not the position), so adding a term leaves the others' keys.

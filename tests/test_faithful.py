@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from jaxinv.runs import options
-from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, steps, transforms
+from jaxinv import classifier_ensemble, cli, conditioning, data, feature_stats, losses, steps, transforms
 from jaxinv.config import default_config, validate
 from jaxinv.models import classifiers, layers
 from jaxinv.models import generator as generator_module
@@ -182,6 +182,11 @@ def test_classifier_ensemble_matches_numpy_and_both_implementations():
   ce = np.mean(-log_q[:, np.arange(4), np.asarray(y)])
   np.testing.assert_allclose(classifier_ensemble.ensemble_loss(vmapped, p, y, 1.0, 4.0), kl + 4 * ce,
                              rtol=1e-4)
+  # The KL at temperature 3 compares p with softmax(logits / 3); the CE is unchanged.
+  log_q3 = logits / 3 - np.log(np.exp(logits / 3).sum(-1, keepdims=True))
+  kl3 = np.mean(np.sum(np.asarray(p) * (np.log(np.asarray(p)) - log_q3), -1))
+  np.testing.assert_allclose(classifier_ensemble.ensemble_loss(vmapped, p, y, 1.0, 4.0, 3.0),
+                             kl3 + 4 * ce, rtol=1e-4)
 
 
 def test_multi_classifier_term_in_the_inversion_step():
@@ -195,6 +200,21 @@ def test_multi_classifier_term_in_the_inversion_step():
   weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, classifier_ensemble=1.0))
   _, m = step(weighted, batch, jax.random.key(3))
   assert float(m["loss_classifier_ensemble"]) > 0 and np.isfinite(float(m["loss"]))
+
+
+def test_kl_temperature_reaches_the_inversion_step():
+  """The step's KL term is KL(p ‖ softmax(logits / τ)) of the logits the classifier gave:
+  an extra term recomputes it from the same logits (weight 0)."""
+  gen, classifier, tx, state = _inversion_setup()
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  recompute = lambda ctx: jnp.mean(jax.vmap(losses.kl_divergence)(ctx.batch["p"], ctx.logits / 4.0))
+  state = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, check=0.0))
+  for temperature in (4.0, 1.0):
+    step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms={"check": recompute},
+                                             kl_temperature=temperature))
+    _, m = step(state, batch, jax.random.key(3))
+    matches = np.isclose(float(m["loss_kl"]), float(m["loss_check"]), rtol=1e-5)
+    assert matches == (temperature == 4.0), (temperature, m["loss_kl"], m["loss_check"])
 
 
 @pytest.mark.parametrize("field,value,match", [

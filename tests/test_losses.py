@@ -33,6 +33,26 @@ def test_kl_matches_numpy(batch):
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 4.0, 0.5])
+def test_kl_at_a_temperature_matches_numpy_and_vmaps(batch, temperature):
+  logits, p, _, _ = batch
+  log_q = _np_log_softmax(logits.astype(np.float64) / temperature)
+  expected = np.sum(p * (np.log(p) - log_q), -1)
+  got = jax.vmap(losses.kl_divergence, in_axes=(0, 0, None))(p, logits, temperature)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+  # The loss uses it; zero when the logits are temperature · log p (+ any constant).
+  weights = {"kl": 1.0, "ce": 0.0, "cosine": 0.0, "orthogonality": 0.0}
+  _, terms = losses.inversion_loss(logits, np.ones((len(p), 3), np.float32), p, np.zeros(len(p), np.int32),
+                                   weights, kl_temperature=temperature)
+  np.testing.assert_allclose(terms["kl"], expected.mean(), rtol=1e-4)
+  matched = temperature * np.log(p) + 7.0
+  at_zero = jax.vmap(losses.kl_divergence, in_axes=(0, 0, None))(p, matched, temperature)
+  np.testing.assert_allclose(at_zero, 0.0, atol=1e-5)
+  grads = jax.grad(lambda l: jnp.sum(jax.vmap(losses.kl_divergence, in_axes=(0, 0, None))(p, l, temperature)))(
+      jnp.asarray(matched))
+  assert np.all(np.isfinite(grads)) and np.abs(grads).max() < 1e-5  # a minimum, finite gradient
+
+
 def test_kl_of_one_hot_is_cross_entropy(batch):
   logits, _, y, _ = batch
   onehot = np.eye(logits.shape[1], dtype=np.float32)[y]

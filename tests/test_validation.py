@@ -51,6 +51,7 @@ CONFIG_CASES = [  # (field, value, expected text in the error)
     ("classifier.learning_rate", 0.0, "classifier.learning_rate=0.0: a positive float"),
     ("inversion.adam_eps", 0.0, "inversion.adam_eps=0.0: a positive float"),
     ("generator.temperature", 0.0, "generator.temperature=0.0: a positive float"),
+    ("inversion.kl_temperature", -1.0, "inversion.kl_temperature=-1.0: a positive float"),
     ("inversion.gamma", -0.1, "inversion.gamma=-0.1: a non-negative float"),
     ("inversion.alpha", -2.0, "inversion.alpha=-2.0: a non-negative float"),
     ("classifier.weight_decay", -1.0, "classifier.weight_decay=-1.0: a non-negative float"),

@@ -44,11 +44,12 @@ INGREDIENTS = {
     "upsample": ("generator.upsample",),
     "mode": ("generator.mode",),
     "temperature": ("generator.temperature",),
+    "kl_temperature": ("inversion.kl_temperature",),
 }
-# The paper's method: vector_matrix conditioning at temperature 1, resize-convolution
-# generator, no flips.
+# The paper's method: vector_matrix conditioning at temperature 1, the KL at temperature 1,
+# resize-convolution generator, no flips.
 _OFF = {"generator.upsample": "resize", "generator.mode": "vector_matrix", "robustness.flip": False,
-        "generator.temperature": 1.0}
+        "generator.temperature": 1.0, "inversion.kl_temperature": 1.0}
 ROWS = ("paper", *INGREDIENTS, "all", "pixels")
 
 

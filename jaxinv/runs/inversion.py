@@ -126,7 +126,7 @@ def build_inversion(config, info, classifier: Classifier, mesh) -> Inversion:
       classifier, info.image_shape, num_classes=info.num_classes, generator=build_generator(config, info),
       batch_size=inv.batch_size, optimizer=make_optimizer(config),
       alpha=inv.alpha, beta=inv.beta, gamma=inv.gamma, delta=inv.delta,
-      terms=options.inversion_terms(config), input_transform=options.input_transform(config),
+      kl_temperature=float(inv.get("kl_temperature", 1.0)), terms=options.inversion_terms(config), input_transform=options.input_transform(config),
       members=options.members(config), ensemble_impl=config.ensemble.impl, mesh=mesh)
 
 

@@ -253,7 +253,8 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
       loss_weights=sharding.put_replicated(weights, mesh),
       dropout_rate=sharding.put_replicated(jnp.float32(config.generator.dropout_rate), mesh))
   one_step = steps.make_inversion_train_step(
-      steps.make_inversion_step(generator, model, tx, inv.feature_layer, extra_terms=extra_terms),
+      steps.make_inversion_step(generator, model, tx, inv.feature_layer, extra_terms=extra_terms,
+                                kl_temperature=float(inv.get("kl_temperature", 1.0))),
       batch_size=inv.batch_size,
       num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode,
       temperature=generator.temperature,

@@ -52,7 +52,8 @@ def run(config, workdir) -> dict:
   weights = steps.loss_weights(inv.alpha, inv.beta, inv.gamma, inv.delta, **extra_weights)
   tx = optax.adam(config.pixel.learning_rate)
   step = pixel_inversion.make_pixel_step(model, tx, inv.feature_layer, extra_terms,
-                                         options.input_transform(config))
+                                         options.input_transform(config),
+                                         kl_temperature=float(inv.get("kl_temperature", 1.0)))
   num_steps = config.pixel.steps
 
   @jax.jit
