@@ -277,6 +277,9 @@ def test_presets_load_and_ablation_rows_turn_on_one_ingredient_each():
   assert tv.priors.total_variation == 0.5 and tv.robustness.jitter == 0 and not tv.robustness.flip
   assert faithful_ablation.row_config(preset, "all").to_dict() == preset.to_dict()
   assert faithful_ablation.row_config(preset, "temperature").generator.mode == "vector_matrix"
+  mnist = load_config(str(REPO / "configs" / "faithful.py:mnist"))
+  assert mnist.inversion.kl_temperature > 1 and "kl_temperature" in faithful_ablation.rows_for(mnist)
+  assert faithful_ablation.row_config(mnist, "paper").inversion.kl_temperature == 1.0
   with pytest.raises(ValueError, match="Unknown ablation row"):
     faithful_ablation.row_config(preset, "nope")
 
