@@ -157,7 +157,8 @@ def make_inversion(classifier, image_shape: Sequence[int], *, num_classes: int |
                                     kl_temperature=kl_temperature)
   one_step = steps_lib.make_inversion_train_step(
       inner, batch_size=batch_size, num_classes=num_classes, latent_dim=generator.latent_dim,
-      mode=generator.mode, temperature=generator.temperature, batch_sharding=sharding.data_sharded(mesh) if mesh.size > 1 else None)
+      mode=generator.mode, temperature=generator.temperature,
+      batch_sharding=sharding.data_sharded(mesh) if mesh.size > 1 else None)
 
   def keyed_step(state, key):
     return one_step(state, rng.named_subkeys(key, (CONDITIONING_KEY, DROPOUT_KEY)))

@@ -152,7 +152,7 @@ def load_split(config, split: str):
   if split == "train" and config.max_train_examples:
     idx = train_indices(config, labels)
     images, labels = images[idx], labels[idx]
-  if split == "test" and config.get("max_test_examples"):
+  if split == "test" and config.max_test_examples:
     images, labels = images[:config.max_test_examples], labels[:config.max_test_examples]
   return images, labels
 

@@ -29,8 +29,8 @@ def build_generator(config, info: data.DatasetInfo) -> ConditionedGenerator:
   g = config.generator
   return ConditionedGenerator(
       num_classes=info.num_classes, image_shape=tuple(info.image_shape), mode=g.mode,
-      hot_pattern=g.hot_pattern, temperature=float(g.get("temperature", 1.0)), dropout_rate=g.dropout_rate, width=g.width,
-      latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample,
+      hot_pattern=g.hot_pattern, temperature=float(g.temperature), dropout_rate=g.dropout_rate,
+      width=g.width, latent_dim=g.latent_dim, embed_dim=g.embed_dim, upsample=g.upsample,
       blur=float(g.blur), conv_impl=g.get("conv_impl", "auto"), dtype=config_lib.compute_dtype(config))
 
 
@@ -126,7 +126,8 @@ def build_inversion(config, info, classifier: Classifier, mesh) -> Inversion:
       classifier, info.image_shape, num_classes=info.num_classes, generator=build_generator(config, info),
       batch_size=inv.batch_size, optimizer=make_optimizer(config),
       alpha=inv.alpha, beta=inv.beta, gamma=inv.gamma, delta=inv.delta,
-      kl_temperature=float(inv.get("kl_temperature", 1.0)), terms=options.inversion_terms(config), input_transform=options.input_transform(config),
+      kl_temperature=inv.kl_temperature, terms=options.inversion_terms(config),
+      input_transform=options.input_transform(config),
       members=options.members(config), ensemble_impl=config.ensemble.impl, mesh=mesh)
 
 

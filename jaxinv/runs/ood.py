@@ -254,7 +254,7 @@ def _train_generator(config, workdir, r, *, model, classifier_vars, generator, m
       dropout_rate=sharding.put_replicated(jnp.float32(config.generator.dropout_rate), mesh))
   one_step = steps.make_inversion_train_step(
       steps.make_inversion_step(generator, model, tx, inv.feature_layer, extra_terms=extra_terms,
-                                kl_temperature=float(inv.get("kl_temperature", 1.0))),
+                                kl_temperature=inv.kl_temperature),
       batch_size=inv.batch_size,
       num_classes=info.num_classes, latent_dim=generator.latent_dim, mode=generator.mode,
       temperature=generator.temperature,

@@ -71,7 +71,7 @@ def classifier_ensemble_term(config) -> tuple[dict, dict]:
   stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
   inv = config.inversion
   term = classifier_ensemble.make_term(
-      model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=float(inv.get("kl_temperature", 1.0)),
+      model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
       impl=classifier_ensemble.resolve_impl(config.classifier_ensemble.impl))
   return {"classifier_ensemble": term}, {"classifier_ensemble": weight}
 

@@ -53,7 +53,7 @@ def run(config, workdir) -> dict:
   tx = optax.adam(config.pixel.learning_rate)
   step = pixel_inversion.make_pixel_step(model, tx, inv.feature_layer, extra_terms,
                                          options.input_transform(config),
-                                         kl_temperature=float(inv.get("kl_temperature", 1.0)))
+                                         kl_temperature=inv.kl_temperature)
   num_steps = config.pixel.steps
 
   @jax.jit
