@@ -255,6 +255,11 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # curves, which neither noise nor shapes have. Off by default; configs/ood_fashion_mnist.py
   # turns it on (its OOD partner, MNIST, is strokes; docs/ood.md).
   c.ood.stroke_images = 0
+  # [ours] Training images shifted out of distribution (jaxinv.garbage_sources.shifted_images:
+  # rotated ±90°, tiles shuffled, colour channels permuted; one transform each, in turn) added
+  # to the seed: near-OOD photographs rather than noise. 0: none (docs/ood.md).
+  c.ood.shifted_images = 0
+  c.ood.shifted_transforms = ("rotate90", "jigsaw", "permute_channels")
   # [ours] Per round and per K+1 class, shape images moved by pixel-space inversion until the
   # round's classifier assigns them the class (jaxinv.garbage_sources.hard_negatives), added
   # to garbage beside the generator's images. 0: generator images only (the paper).
@@ -374,6 +379,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
 
 # What ood.pixel_inversion_starts may name (jaxinv.runs.ood.pixel_inversions draws them).
 PIXEL_INVERSION_STARTS = ("shapes", "strokes")
+# What ood.shifted_transforms may name (jaxinv.garbage_sources.SHIFT_TRANSFORMS).
+SHIFT_TRANSFORMS = ("rotate90", "jigsaw", "permute_channels")
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
@@ -483,7 +490,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ("ood.rounds", "ood.noise_images", "ood.samples_per_class", "ood.epochs_per_round",
                 "ood.inversion_steps", "ood.eval_max_images"):
     need(config_get(config, field) > 0, field, "a positive integer")
-  for field in ("ood.shape_images", "ood.stroke_images", "ood.pixel_inversions_per_class"):
+  for field in ("ood.shape_images", "ood.stroke_images", "ood.shifted_images",
+                "ood.pixel_inversions_per_class"):
     value = config_get(config, field)
     need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
          "a non-negative integer (0 switches it off)")
@@ -495,6 +503,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(len(starts) > 0 and len(set(starts)) == len(starts)
        and set(starts) <= set(PIXEL_INVERSION_STARTS), "ood.pixel_inversion_starts",
        f"a non-empty tuple of distinct names from {PIXEL_INVERSION_STARTS}")
+  shifts = tuple(config.ood.shifted_transforms)
+  need(len(shifts) > 0 and len(set(shifts)) == len(shifts) and set(shifts) <= set(SHIFT_TRANSFORMS),
+       "ood.shifted_transforms", f"a non-empty tuple of distinct names from {SHIFT_TRANSFORMS}")
   need(config.ood.class_weighting in ("balanced", "uniform"), "ood.class_weighting",
        "'balanced' or 'uniform'")
   for field in ("ood.noise_std", "ood.garbage_weight", "ood.odin_temperature"):

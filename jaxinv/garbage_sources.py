@@ -132,3 +132,87 @@ def _optimiser(model, steps: int):
     return images
 
   return jax.jit(optimise)
+
+
+# --- shifted in-distribution images [ours] ---
+# Transforms that keep an image's local statistics and break what makes it a member of its
+# class: rotated by ±90°, cut into a 4×4 grid of shuffled tiles, or with its colour channels
+# permuted. As garbage they show the classifier near-OOD inputs (photographs, not noise),
+# the idea behind rotation- and permutation-shifted negatives (Tack et al. 2020, "CSI").
+SHIFT_TRANSFORMS = ("rotate90", "jigsaw", "permute_channels")
+JIGSAW_GRID = 4
+MIN_SHIFT_CHANGE = 0.1  # mean |Δpixel| in [-1, 1] units below which a shifted image is dropped
+MAX_SHIFT_TRIES = 1000  # draws in a row that may fail MIN_SHIFT_CHANGE before the transform is refused
+
+
+def _rotate90(image, rng):
+  return np.rot90(image, k=int(rng.choice([1, 3])), axes=(0, 1))
+
+
+def _jigsaw(image, rng):
+  height, width, _ = image.shape
+  th, tw = height // JIGSAW_GRID, width // JIGSAW_GRID
+  tiles = [image[i * th:(i + 1) * th, j * tw:(j + 1) * tw]
+           for i in range(JIGSAW_GRID) for j in range(JIGSAW_GRID)]
+  order = rng.permutation(len(tiles))
+  while np.all(order == np.arange(len(tiles))):
+    order = rng.permutation(len(tiles))
+  rows = [np.concatenate([tiles[order[i * JIGSAW_GRID + j]] for j in range(JIGSAW_GRID)], 1)
+          for i in range(JIGSAW_GRID)]
+  return np.concatenate(rows, 0)
+
+
+def _permute_channels(image, rng):
+  channels = image.shape[-1]
+  order = rng.permutation(channels)
+  while np.all(order == np.arange(channels)):
+    order = rng.permutation(channels)
+  return image[..., order]
+
+
+_SHIFTS = {"rotate90": _rotate90, "jigsaw": _jigsaw, "permute_channels": _permute_channels}
+
+
+def check_shift_transforms(transforms, image_shape) -> None:
+  """A clear error before anything is drawn when a transform cannot shift images of
+  `image_shape` (H, W, C)."""
+  height, width, channels = image_shape
+  unknown = set(transforms) - set(SHIFT_TRANSFORMS)
+  if not transforms or unknown:
+    raise ValueError(f"Shift transforms {tuple(transforms)!r}: name one or more of {SHIFT_TRANSFORMS}.")
+  if "rotate90" in transforms and height != width:
+    raise ValueError(f"Shift transform 'rotate90' needs square images; these are {height}×{width}. "
+                     "Drop it from ood.shifted_transforms.")
+  if "jigsaw" in transforms and (height % JIGSAW_GRID or width % JIGSAW_GRID):
+    raise ValueError(f"Shift transform 'jigsaw' cuts a {JIGSAW_GRID}×{JIGSAW_GRID} grid; "
+                     f"{height}×{width} images do not divide. Drop it from ood.shifted_transforms.")
+  if "permute_channels" in transforms and channels < 2:
+    raise ValueError("Shift transform 'permute_channels' needs colour images; these have one channel. "
+                     "Drop it from ood.shifted_transforms.")
+
+
+def shifted_images(seed, images, count: int, transforms=SHIFT_TRANSFORMS) -> np.ndarray:
+  """`count` in-distribution `images` [N, H, W, C] shifted out of distribution: image i of
+  the result is made by `transforms[i % len(transforms)]` from a randomly drawn image.
+  Draws whose transform changes the image by less than MIN_SHIFT_CHANGE (mean |Δ|: a
+  near-grey image with its channels permuted, a uniform one rotated) are skipped, so no
+  image lands in garbage unchanged. float32, deterministic in `seed`."""
+  images = np.asarray(images, np.float32)
+  check_shift_transforms(tuple(transforms), images.shape[1:])
+  if count and not len(images):
+    raise ValueError("shifted_images: no in-distribution images to shift.")
+  rng = np.random.default_rng(seed)
+  out = np.empty((count, *images.shape[1:]), np.float32)
+  for i in range(count):
+    shift = _SHIFTS[transforms[i % len(transforms)]]
+    for _ in range(MAX_SHIFT_TRIES):
+      source = images[rng.integers(len(images))]
+      shifted = shift(source, rng)
+      if np.mean(np.abs(shifted - source)) >= MIN_SHIFT_CHANGE:
+        out[i] = shifted
+        break
+    else:
+      raise ValueError(f"shifted_images: {transforms[i % len(transforms)]!r} left {MAX_SHIFT_TRIES} "
+                       "images in a row almost unchanged (are the images constant?). Drop it from "
+                       "the transforms.")
+  return out

@@ -86,3 +86,60 @@ def test_hard_negatives_reject_mismatched_labels(small_classifier):
   with pytest.raises(ValueError, match="3 starts but 2 labels"):
     garbage_sources.hard_negatives(model, variables, np.zeros((3, 8, 8, 1)), [0, 1], steps=1,
                                    learning_rate=0.1)
+
+
+def _photos(count=40, shape=(16, 16, 3), seed=0):
+  """Smooth random colour images: unlike white noise, a ±90° rotation or a tile shuffle
+  of one is not another draw of the same distribution."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(-1, 1, (count, 4, 4, shape[-1]))
+  return np.repeat(np.repeat(coarse, shape[0] // 4, 1), shape[1] // 4, 2).astype(np.float32)
+
+
+def _tiles(image, grid=garbage_sources.JIGSAW_GRID):
+  h, w = image.shape[0] // grid, image.shape[1] // grid
+  return sorted(image[i * h:(i + 1) * h, j * w:(j + 1) * w].tobytes()
+                for i in range(grid) for j in range(grid))
+
+
+def test_shifted_images_apply_each_transform_in_turn_to_training_images():
+  source = _photos()
+  shifted = garbage_sources.shifted_images([0, 2], source, 30)
+  assert shifted.shape == (30, 16, 16, 3) and shifted.dtype == np.float32
+  np.testing.assert_array_equal(shifted, garbage_sources.shifted_images([0, 2], source, 30))  # seeded
+  assert not np.array_equal(shifted, garbage_sources.shifted_images([0, 3], source, 30))
+  for i, image in enumerate(shifted):
+    kind = garbage_sources.SHIFT_TRANSFORMS[i % 3]
+    if kind == "rotate90":
+      made = [np.rot90(s, k, (0, 1)) for s in source for k in (1, 3)]
+    elif kind == "jigsaw":  # the same tiles in another order
+      made = [image for s in source if _tiles(s) == _tiles(image)]
+    else:  # a non-identity permutation of the channels
+      made = [s[..., p] for s in source
+              for p in ([0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0])]
+    assert any(np.array_equal(image, m) for m in made), (i, kind)
+    assert not any(np.array_equal(image, s) for s in source), (i, kind)
+
+
+def test_shifted_images_skip_images_the_transform_leaves_unchanged():
+  # Grey images are their own channel permutation; only the one coloured image is used.
+  grey = np.repeat(_photos(shape=(16, 16, 1)), 3, -1)
+  coloured = _photos(count=1, seed=5)
+  shifted = garbage_sources.shifted_images(1, np.concatenate([grey, coloured]), 6, ("permute_channels",))
+  for image in shifted:
+    assert np.mean(np.abs(image - coloured[0])) >= garbage_sources.MIN_SHIFT_CHANGE
+    assert sorted(image.reshape(-1, 3).T.tolist()) == sorted(coloured[0].reshape(-1, 3).T.tolist())
+  with pytest.raises(ValueError, match="almost unchanged.*Drop it"):
+    garbage_sources.shifted_images(1, grey, 4, ("permute_channels",))
+
+
+@pytest.mark.parametrize("transforms, shape, message", [
+    (("rotate90",), (16, 12, 3), "square"),
+    (("jigsaw",), (18, 18, 3), "do not divide"),
+    (("permute_channels",), (16, 16, 1), "one channel"),
+    (("mirror",), (16, 16, 3), "name one or more"),
+    ((), (16, 16, 3), "name one or more"),
+])
+def test_shift_transforms_the_images_cannot_take_are_named(transforms, shape, message):
+  with pytest.raises(ValueError, match=message):
+    garbage_sources.shifted_images(0, np.zeros((2, *shape), np.float32), 2, transforms)

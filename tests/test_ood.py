@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from jaxinv import cli, metrics, ood, plotting
+from jaxinv import cli, garbage_sources, metrics, ood, plotting
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
+from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import ood as ood_run
 
 OOD_TINY = str(REPO / "configs" / "ood_mnist.py:tiny")
@@ -233,6 +234,38 @@ def test_ood_config_fields_are_validated():
     config.ood.pixel_inversion_starts = bad
     with pytest.raises(ValueError, match="ood.pixel_inversion_starts"):
       config_lib.validate(config)
+  for bad in ((), ("jigsaw", "jigsaw"), ("mirror",)):
+    config = config_lib.default_config("mnist", "tiny")
+    config.ood.shifted_transforms = bad
+    with pytest.raises(ValueError, match="ood.shifted_transforms"):
+      config_lib.validate(config)
+  config = config_lib.default_config("mnist", "tiny")
+  config.ood.shifted_images = -1
+  with pytest.raises(ValueError, match="ood.shifted_images"):
+    config_lib.validate(config)
+  assert config_lib.SHIFT_TRANSFORMS == garbage_sources.SHIFT_TRANSFORMS
+
+
+def test_seed_images_end_with_shifted_training_images():
+  config = config_lib.default_config("digits", "tiny")
+  plain = ood_run.seed_images(config)
+  config.ood.shifted_images = 12
+  config.ood.shifted_transforms = ("rotate90", "jigsaw")
+  train_x, _ = classifier_run.load_split(config, "train")
+  seeded = ood_run.seed_images(config, train_x)
+  np.testing.assert_array_equal(seeded[:len(plain)], plain)  # the other sources are as before
+  np.testing.assert_array_equal(seeded[len(plain):], garbage_sources.shifted_images(
+      [config.seed, 0x7366], train_x, 12, ("rotate90", "jigsaw")))
+  np.testing.assert_array_equal(ood_run.seed_images(config), seeded)  # loads the split itself
+
+
+def test_a_shift_the_images_cannot_take_stops_the_loop_before_any_training(tmp_path):
+  config = config_lib.default_config("digits", "tiny")
+  config.ood.shifted_images = 8
+  config.ood.shifted_transforms = ("permute_channels",)  # the digits have one channel
+  with pytest.raises(ValueError, match="permute_channels.*one channel"):
+    ood_run.run(config, tmp_path / "run")
+  assert not (tmp_path / "run" / "baseline").exists()
 
 
 def test_pixel_inversion_starts_interleave_the_named_kinds():

@@ -122,13 +122,21 @@ def noise_seed_images(config) -> np.ndarray:
                              config.ood.noise_std)
 
 
-def seed_images(config) -> np.ndarray:
-  """The garbage class before any round: the noise images, the shape images, then the
-  stroke images."""
+def seed_images(config, train_x=None) -> np.ndarray:
+  """The garbage class before any round: the noise images, the shape images, the stroke
+  images, then the shifted training images (drawn from `train_x`, loaded here if needed
+  and not given)."""
   shape = data.info(config.dataset).image_shape
   shapes = garbage_sources.shape_images([config.seed, 0x7368], config.ood.shape_images, shape)
   strokes = garbage_sources.stroke_images([config.seed, 0x7374], config.ood.stroke_images, shape)
-  return np.concatenate([noise_seed_images(config), shapes, strokes])
+  parts = [noise_seed_images(config), shapes, strokes]
+  if config.ood.shifted_images:
+    if train_x is None:
+      train_x, _ = classifier_run.load_split(config, "train")
+    parts.append(garbage_sources.shifted_images([config.seed, 0x7366], train_x,
+                                                config.ood.shifted_images,
+                                                tuple(config.ood.shifted_transforms)))
+  return np.concatenate(parts)
 
 
 def pixel_inversion_starts(config, r: int, count: int) -> np.ndarray:
@@ -324,6 +332,8 @@ def run(config, workdir) -> dict:
   config = config_lib.with_absolute_paths(config)
   distributed.initialize(config.distributed)
   info = garbage_info(config)
+  if config.ood.shifted_images:  # before the baseline trains: a transform the images cannot take
+    garbage_sources.check_shift_transforms(tuple(config.ood.shifted_transforms), info.image_shape)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_size(config.classifier.batch_size, mesh, "classifier.batch_size")
   sharding.check_batch_size(config.inversion.batch_size, mesh, "inversion.batch_size")
@@ -348,7 +358,7 @@ def run(config, workdir) -> dict:
       lambda key: inversion_run.init_generator_state(config, generator,
                                                      inversion_run.make_optimizer(config), key),
       jax.random.key(0))
-  seed = seed_images(config)  # drawn once: every round's classifier trains on it
+  seed = seed_images(config, train_x)  # drawn once: every round's classifier trains on it
   rounds = config.ood.rounds
   cls_vars = gen_vars = None
   round_summaries = []
@@ -595,13 +605,15 @@ def evaluate(workdir, sets=None) -> dict:
 
 
 def garbage_rows(config, workdir, per_class: int = 2):
-  """`[(row name, images)]`: the noise seed, the shape seed, then `per_class` inverted
-  images of each of the K+1 classes for every round (generator, then pixel inversions)."""
+  """`[(row name, images)]`: the noise seed, the shape, stroke and shifted seeds, then
+  `per_class` inverted images of each of the K+1 classes for every round (generator, then
+  pixel inversions)."""
   count = per_class * garbage_info(config).num_classes
   rows = [("noise seed", noise_seed_images(config)[:count])]
   seeded = seed_images(config)
   start = config.ood.noise_images
-  for name, size in (("shape seed", config.ood.shape_images), ("stroke seed", config.ood.stroke_images)):
+  for name, size in (("shape seed", config.ood.shape_images), ("stroke seed", config.ood.stroke_images),
+                     ("shifted seed", config.ood.shifted_images)):
     if size:
       rows.append((name, seeded[start:start + min(size, count)]))
     start += size
