@@ -1,5 +1,5 @@
-"""Data-free garbage for the OOD detector beyond the paper's noise seed and generator
-inversions [ours] (docs/ood.md).
+"""Garbage for the OOD detector beyond the paper's noise seed and generator inversions
+[ours] (docs/ood.md). All but the last are data-free.
 
   * `shape_images`: "dead leaves" images — random ellipses and rectangles of random
     intensity painted over each other on a random background, some slightly blurred.
@@ -12,8 +12,10 @@ inversions [ours] (docs/ood.md).
     the data (the start's layout under stroke-like textures; docs/ood.md figure) while the
     classifier is confident about them: the inputs an OOD set exploits. Added to
     garbage, they teach the classifier to refuse them.
+  * `shifted_images`: training images turned by ±90°, tile-shuffled or with their colour
+    channels permuted — near-OOD photographs (off in every config; docs/ood.md).
 
-Both are deterministic functions of their seed / inputs.
+All are deterministic functions of their seed / inputs.
 """
 
 import functools
@@ -204,15 +206,15 @@ def shifted_images(seed, images, count: int, transforms=SHIFT_TRANSFORMS) -> np.
   rng = np.random.default_rng(seed)
   out = np.empty((count, *images.shape[1:]), np.float32)
   for i in range(count):
-    shift = _SHIFTS[transforms[i % len(transforms)]]
+    kind = transforms[i % len(transforms)]
     for _ in range(MAX_SHIFT_TRIES):
       source = images[rng.integers(len(images))]
-      shifted = shift(source, rng)
+      shifted = _SHIFTS[kind](source, rng)
       if np.mean(np.abs(shifted - source)) >= MIN_SHIFT_CHANGE:
         out[i] = shifted
         break
     else:
-      raise ValueError(f"shifted_images: {transforms[i % len(transforms)]!r} left {MAX_SHIFT_TRIES} "
+      raise ValueError(f"shifted_images: {kind!r} left {MAX_SHIFT_TRIES} "
                        "images in a row almost unchanged (are the images constant?). Drop it from "
                        "the transforms.")
   return out
