@@ -1,13 +1,14 @@
 """Every round's K+1-class classifier of a finished `jaxinv ood train` run, alone and as
 snapshot ensembles of the last m rounds: ID accuracy and, per OOD set, the garbage score's
 AUROC / FPR@95 (%) / detection (%) — the figures behind the choice of `ood.rounds` and
-`ood.detector_rounds`.
+`ood.detector_rounds` — and, with --energy-weights, the detector's `garbage_energy` score for
+each weight (the choice of `ood.energy_weight`).
 
     python benchmarks/ood_rounds.py --workdir runs/ood_fashion_mnist [--sets mnist,flipped]
-        [--max-images 10000] [--last 5] [--split train]
+        [--max-images 10000] [--last 5] [--split train] [--energy-weights 0,0.5,1]
 
 Uses the run's own saved config, data and OOD sets (`jaxinv.runs.ood.load_ood_set`);
-inference only (each classifier's logits are computed once). Prints two markdown tables.
+inference only (each classifier's logits are computed once). Prints markdown tables.
 `--split train` chooses without the test sets: the last --max-images *training* images of
 each OOD dataset (never used by the run) and of the in-distribution dataset (seen in
 training, so its accuracy is only a sanity check); synthetic sets are made from those.
@@ -53,6 +54,9 @@ def main():
                       help="comma-separated OOD sets (default: the run's first OOD set and flipped)")
   parser.add_argument("--max-images", type=int, default=10000)
   parser.add_argument("--last", type=int, default=5, help="ensembles of the last 1 … N rounds")
+  parser.add_argument("--energy-weights", default=None,
+                      help="comma-separated ood.energy_weight values: also a table of the "
+                           "detector's garbage_energy score for each")
   parser.add_argument("--split", choices=("test", "train"), default="test",
                       help="train: held-out training images instead of the test sets (see above)")
   args = parser.parse_args()
@@ -91,6 +95,20 @@ def main():
     mean_out = {n: ood.mean_probability_logits(v[-m:]) for n, v in logits_out.items()}
     marker = " (config)" if m == config.ood.detector_rounds else ""
     print(f"| {m}{marker} | " + " | ".join(figures(mean_in, test_y, mean_out, garbage_class)) + " |")
+  if args.energy_weights:
+    m = config.ood.detector_rounds
+    print(f"\n| energy weight (garbage_energy score, the config's last {m} rounds) | "
+          + " | ".join(f"{n} AUROC / FPR@95" for n in sets) + " |")
+    print("|---" * (1 + len(sets)) + "|")
+    for weight in (float(w) for w in args.energy_weights.split(",")):
+      score_in = ood.garbage_energy_score(logits_in[-m:], weight)
+      cells = []
+      for v in logits_out.values():
+        score_out = ood.garbage_energy_score(v[-m:], weight)
+        cells.append(f"{metrics.auroc(score_in, score_out):.4f} / "
+                     f"{100 * metrics.fpr_at_tpr(score_in, score_out):.2f}")
+      marker = " (config)" if weight == config.ood.energy_weight else ""
+      print(f"| {weight:g}{marker} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # to the seed: near-OOD photographs rather than noise. 0: none (docs/ood.md).
   c.ood.shifted_images = 0
   c.ood.shifted_transforms = ("rotate90", "jigsaw", "permute_channels")
+  # The first round whose classifier trains on the shifted images. Rounds before it keep the
+  # garbage class far from photographs, which the far OOD sets need (docs/ood.md).
+  c.ood.shifted_from_round = 0
   # [ours] Per round and per K+1 class, shape images moved by pixel-space inversion until the
   # round's classifier assigns them the class (jaxinv.garbage_sources.hard_negatives), added
   # to garbage beside the generator's images. 0: generator images only (the paper).
@@ -282,6 +285,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # the loop (the final one and those of the rounds before it): a snapshot ensemble that costs
   # no training and evens out the round-to-round swings of one classifier (docs/ood.md).
   c.ood.detector_rounds = 2 if tiny else 3
+  # [ours] Weight of the detector's mean free energy over the K real classes in the
+  # `garbage_energy` score (jaxinv.ood.garbage_energy_score; 0: the garbage score alone).
+  c.ood.energy_weight = 0.5
   c.ood.odin_temperature = 1000.0  # ODIN's usual T
   c.ood.odin_epsilon = 0.0028  # ODIN's 0.0014 on [0, 1] inputs, doubled for our [-1, 1] range
   c.ood.eval_max_images = 64 if tiny else 10000  # per evaluation set (ID test and each OOD set)
@@ -301,7 +307,7 @@ RESUME_MAY_CHANGE = ("checkpoint.keep", "checkpoint.fallback_to_intact", "checkp
                      "distributed",
                      "inversion.eval_samples_per_class",
                      # evaluation only, and more rounds extend a run without changing earlier ones
-                     "ood.rounds", "ood.detector_rounds", "ood.odin_temperature", "ood.odin_epsilon",
+                     "ood.rounds", "ood.detector_rounds", "ood.energy_weight", "ood.odin_temperature", "ood.odin_epsilon",
                      "ood.eval_max_images", "reconstruction.samples_per_class",
                      "reconstruction.ssim_threshold", "reconstruction.plain_control",
                      "reconstruction.ssim_candidates")
@@ -503,6 +509,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(len(starts) > 0 and len(set(starts)) == len(starts)
        and set(starts) <= set(PIXEL_INVERSION_STARTS), "ood.pixel_inversion_starts",
        f"a non-empty tuple of distinct names from {PIXEL_INVERSION_STARTS}")
+  start = config.ood.shifted_from_round
+  need(isinstance(start, int) and not isinstance(start, bool) and 0 <= start <= config.ood.rounds,
+       "ood.shifted_from_round", f"an integer from 0 to ood.rounds = {config.ood.rounds} (the "
+       "last round whose classifier can train on the shifted images)")
   shifts = tuple(config.ood.shifted_transforms)
   need(len(shifts) > 0 and len(set(shifts)) == len(shifts) and set(shifts) <= set(SHIFT_TRANSFORMS),
        "ood.shifted_transforms", f"a non-empty tuple of distinct names from {SHIFT_TRANSFORMS}")
@@ -513,6 +523,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
            for x in config.ood.noise_blur), "ood.noise_blur",
        "blur sigmas in pixels (non-negative numbers; 0 = white noise), or empty")
+  need(isinstance(config.ood.energy_weight, (int, float)) and not isinstance(config.ood.energy_weight, bool)
+       and config.ood.energy_weight >= 0, "ood.energy_weight", "a non-negative float (0: the garbage score alone)")
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
   need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")

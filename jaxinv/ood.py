@@ -7,6 +7,10 @@ Scores of the K+1-class classifier whose last class is "garbage":
   * `uncertainty_score`: the paper's UE, 0 for a one-hot output, 1 for a uniform one;
   * `id_msp_score`: the top in-distribution probability, `−log max_{k<K} p_k` — low both
     when the garbage class wins and when the K real classes split the rest.
+  * `garbage_energy_score`: the garbage score of several classifiers' mean probabilities
+    plus a weight times their mean free energy over the K real classes — the garbage class
+    catches inputs like its garbage, the energy catches those near the data on which the
+    real classes are unsure (photographs turned upside down, say).
 Baselines on the plain K-class classifier:
   * `msp_score`: maximum softmax probability, as `−log max_k p_k`;
   * `energy_score`: the free energy `−logsumexp(logits)`;
@@ -27,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 GARBAGE = "garbage"
-DETECTOR_SCORES = ("garbage", "ue", "id_msp")  # need a garbage class
+DETECTOR_SCORES = ("garbage", "garbage_energy", "ue", "id_msp")  # need a garbage class
 BASELINE_SCORES = ("msp", "odin", "energy")  # of the plain K-class classifier
 SCORES = DETECTOR_SCORES + BASELINE_SCORES
 
@@ -79,6 +83,18 @@ def garbage_score(logits) -> np.ndarray:
   """Log-odds of the last (garbage) class: `l_g − logsumexp(l_0 … l_{K−1})`."""
   x = _as_float64(logits)
   return x[:, -1] - _logsumexp(x[:, :-1])
+
+
+def garbage_energy_score(logits_list, energy_weight: float) -> np.ndarray:
+  """`garbage_score(mean_probability_logits(L)) + w · mean_m(−logsumexp(l_m[:K]))` over the
+  K+1-class logits `l_m` of the members `L` (last class garbage): both terms are in nats,
+  and `w = 0` gives the garbage score alone."""
+  if not energy_weight >= 0:
+    raise ValueError(f"energy_weight must be a non-negative number; got {energy_weight}.")
+  members = [_as_float64(x) for x in logits_list]
+  garbage = garbage_score(mean_probability_logits(members))
+  energy = np.mean([-_logsumexp(m[:, :-1]) for m in members], axis=0)
+  return garbage + energy_weight * energy
 
 
 def mean_probability_logits(logits_list) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from jaxinv import cli, garbage_sources, metrics, ood, plotting
+from jaxinv import cli, garbage_sources, metrics, ood, paths, plotting
 from jaxinv import config as config_lib
 from jaxinv.models import classifiers
 from jaxinv.runs import classifier as classifier_run
@@ -109,6 +109,27 @@ def test_scores_match_their_definitions():
   np.testing.assert_allclose(ood.id_msp_score(logits), -np.log(p[:, :-1].max(1)), rtol=1e-10)
   np.testing.assert_allclose(ood.energy_score(logits), -np.log(np.exp(logits).sum(1)), rtol=1e-10)
   np.testing.assert_allclose(ood.odin_score(logits, 10.0), ood.msp_score(logits / 10.0))
+
+
+def test_garbage_energy_score_matches_its_definition():
+  rng = np.random.default_rng(1)
+  members = [rng.normal(0, 3, (40, 11)) for _ in range(3)]
+  probs = [np.exp(m) / np.exp(m).sum(1, keepdims=True) for m in members]
+  p_garbage = np.mean([p[:, -1] for p in probs], axis=0)
+  energy = np.mean([-np.log(np.exp(m[:, :-1]).sum(1)) for m in members], axis=0)
+  for weight in (0.0, 0.5, 2.0):
+    np.testing.assert_allclose(ood.garbage_energy_score(members, weight),
+                               np.log(p_garbage / (1 - p_garbage)) + weight * energy, rtol=1e-9, atol=1e-9)
+  # Weight 0 is the garbage score of the members' mean probabilities.
+  np.testing.assert_allclose(ood.garbage_energy_score(members, 0.0),
+                             ood.garbage_score(ood.mean_probability_logits(members)), atol=1e-12)
+  # Confident members stay finite and ranked (float32 softmax would round them to 0 and 1).
+  sure = np.array([[900.0, 0.0, 0.0], [950.0, 0.0, 0.0]])
+  score = ood.garbage_energy_score([sure, sure], 1.0)
+  assert np.all(np.isfinite(score)) and score[1] < score[0]
+  for bad in (-1.0, float("nan")):
+    with pytest.raises(ValueError, match="energy_weight"):
+      ood.garbage_energy_score(members, bad)
 
 
 def test_scores_do_not_saturate_for_confident_outputs():
@@ -243,6 +264,12 @@ def test_ood_config_fields_are_validated():
   config.ood.shifted_images = -1
   with pytest.raises(ValueError, match="ood.shifted_images"):
     config_lib.validate(config)
+  for field, bad in (("shifted_from_round", -1), ("shifted_from_round", config.ood.rounds + 1),
+                     ("energy_weight", -0.5)):
+    config = config_lib.default_config("mnist", "tiny")
+    config.ood[field] = bad
+    with pytest.raises(ValueError, match=f"ood.{field}"):
+      config_lib.validate(config)
   assert config_lib.SHIFT_TRANSFORMS == garbage_sources.SHIFT_TRANSFORMS
 
 
@@ -257,6 +284,23 @@ def test_seed_images_end_with_shifted_training_images():
   np.testing.assert_array_equal(seeded[len(plain):], garbage_sources.shifted_images(
       [config.seed, 0x7366], train_x, 12, ("rotate90", "jigsaw")))
   np.testing.assert_array_equal(ood_run.seed_images(config), seeded)  # loads the split itself
+
+
+def test_shifted_images_join_the_garbage_from_their_round_on(tmp_path):
+  config = config_lib.default_config("digits", "tiny")
+  config.ood.shifted_images = 12
+  config.ood.shifted_transforms = ("rotate90",)
+  config.ood.shifted_from_round = 1
+  seed = ood_run.seed_images(config)
+  garbage = np.full((5, *seed.shape[1:]), 0.25, np.float32)
+  ood_run.round_dir(tmp_path, 0).mkdir(parents=True)
+  paths.save_npz(ood_run.round_dir(tmp_path, 0) / "garbage.npz", images=garbage,
+                 labels=np.zeros(5, np.int32))
+  np.testing.assert_array_equal(ood_run.garbage_before(config, tmp_path, 0, seed), seed[:-12])
+  np.testing.assert_array_equal(ood_run.garbage_before(config, tmp_path, 1, seed),
+                                np.concatenate([seed, garbage]))
+  config.ood.shifted_from_round = 0
+  np.testing.assert_array_equal(ood_run.garbage_before(config, tmp_path, 0, seed), seed)
 
 
 def test_a_shift_the_images_cannot_take_stops_the_loop_before_any_training(tmp_path):
@@ -445,3 +489,15 @@ def test_round_classifiers_and_the_per_round_table(ood_run_dir, capsys, monkeypa
   for row in rows:
     accuracy, flipped = [cell.strip() for cell in row.strip("|").split("|")][1:]
     assert 0.0 <= float(accuracy) <= 100.0 and 0.0 <= float(flipped.split(" / ")[0]) <= 1.0
+  # Energy weight 0 is the detector's garbage score: the same AUROC as its "(config)" row.
+  monkeypatch.setattr("sys.argv", ["ood_rounds.py", "--workdir", str(ood_run_dir), "--sets", "flipped",
+                                   "--last", "2", "--energy-weights", "0,0.5"])
+  runpy.run_path(str(script), run_name="__main__")
+  lines = capsys.readouterr().out.splitlines()
+  cells = lambda line: [cell.strip() for cell in line.strip("|").split("|")]
+  config_row = next(line for line in lines if line.startswith("| 2 (config) |"))
+  header = next(i for i, line in enumerate(lines) if line.startswith("| energy weight"))
+  weight_rows = lines[header + 2:]
+  assert [cells(line)[0] for line in weight_rows] == ["0", "0.5 (config)"]
+  assert cells(weight_rows[0])[1].split(" / ")[0] == cells(config_row)[2].split(" / ")[0]
+  assert 0.0 <= float(cells(weight_rows[1])[1].split(" / ")[0]) <= 1.0

@@ -169,8 +169,12 @@ def pixel_inversions(config, r: int, model, classifier_vars):
 
 def garbage_before(config, workdir, r: int, seed=None) -> np.ndarray:
   """The garbage class as round r trains on it: the seed (`seed_images(config)`, drawn
-  here unless given), then rounds 0 … r−1."""
-  parts = [seed_images(config) if seed is None else seed]
+  here unless given; its shifted images only from round `ood.shifted_from_round` on), then
+  rounds 0 … r−1."""
+  seed = seed_images(config) if seed is None else seed
+  if r < config.ood.shifted_from_round:  # the shifted images are the seed's last ones
+    seed = seed[:len(seed) - config.ood.shifted_images]
+  parts = [seed]
   for q in range(r):
     path = round_dir(workdir, q) / "garbage.npz"
     parts.append(paths.load_npz(path)["images"])
@@ -492,25 +496,32 @@ def check_images(images, image_shape, source: str = "images") -> np.ndarray:
   return images.astype(np.float32)
 
 
+def member_logits(detector: Detector, images) -> list:
+  """Each of the detector's classifiers' K+1-class logits of `images`."""
+  return [logits_of(detector.model, variables, images) for variables in detector.variables]
+
+
 def detector_logits(detector: Detector, images) -> np.ndarray:
   """Log of the mean probabilities of the detector's classifiers (float64): logits whose
   softmax is that mean, so every score reads them like one classifier's."""
-  return ood.mean_probability_logits(
-      [logits_of(detector.model, variables, images) for variables in detector.variables])
+  return ood.mean_probability_logits(member_logits(detector, images))
 
 
 def score(detector: Detector, images) -> dict:
   """Every score (higher = more OOD) of `images`, plus both classifiers' predictions."""
   c = detector.config.ood
   images = check_images(images, detector.model_input_shape)
-  logits = detector_logits(detector, images)
+  members = member_logits(detector, images)
+  logits = ood.mean_probability_logits(members)
   base = logits_of(detector.baseline_model, detector.baseline_variables, images)
   perturbed = batched(
       lambda x: ood.odin_logits(detector.baseline_model, detector.baseline_variables, x,
                                 temperature=c.odin_temperature, epsilon=c.odin_epsilon),
       [images], EVAL_BATCH)
   return {
-      "garbage": ood.garbage_score(logits), "ue": ood.uncertainty_score(logits),
+      "garbage": ood.garbage_score(logits),
+      "garbage_energy": ood.garbage_energy_score(members, c.energy_weight),
+      "ue": ood.uncertainty_score(logits),
       "id_msp": ood.id_msp_score(logits),
       "msp": ood.msp_score(base), "odin": ood.odin_score(perturbed, c.odin_temperature),
       "energy": ood.energy_score(base),
