@@ -37,7 +37,8 @@ def cifar_ood_run(tmp_path_factory):
   code = cli.main(["ood", "train", "--config", str(REPO / "configs" / "ood_cifar10.py:tiny"),
                    "--workdir", str(workdir), f"--config.data_dir={data_dir}",
                    "--config.max_train_examples=256",
-                   "--config.ood.shifted_images=16"])  # the optional near-OOD seed, end to end
+                   # the optional near-OOD seed, end to end, from round 1 on
+                   "--config.ood.shifted_images=16", "--config.ood.shifted_from_round=1"])
   assert code == 0
   return workdir, data_dir
 
@@ -50,10 +51,14 @@ def test_cifar10_loop_runs_the_airbench_recipe(cifar_ood_run):
     assert f["images"].shape[1:] == (32, 32, 3) and np.abs(f["images"]).max() <= 1.0
   baseline = json.loads((workdir / "baseline/summary.json").read_text())
   assert baseline["data_source"] == "CIFAR-10 (JPEG copy)"
-  # The seed: noise, shapes, then the 16 shifted training images.
+  # The seed: noise, shapes, then the 16 shifted training images, which round 0 leaves out.
   seed = config["ood"]["noise_images"] + config["ood"]["shape_images"] + 16
   round0 = json.loads((workdir / "rounds/000/summary.json").read_text())
-  assert round0["garbage_trained_on"] == seed
+  round1 = json.loads((workdir / "rounds/001/summary.json").read_text())
+  with np.load(workdir / "rounds/000/garbage.npz") as f:
+    added = len(f["images"])
+  assert round0["garbage_trained_on"] == seed - 16
+  assert round1["garbage_trained_on"] == seed + added
 
 
 def test_svhn_stand_in_is_scored_and_a_missing_default_set_is_reported(cifar_ood_run, capsys):
