@@ -73,6 +73,7 @@ def main():
     config = config_lib.load_config(args.config)
     config_lib.apply_overrides(config, {"seed": str(args.seed), **overrides})
     config_lib.validate(config)
+    config.ood.shifted_from_round = 0  # round 0 here trains on the whole seed, shifted images included
     configs.append(config)
   print(f"{args.config}, seed {args.seed}: round-0 classifier, {args.held_out} held-out training "
         "images per set; garbage-score AUROC\n")
