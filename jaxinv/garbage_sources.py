@@ -13,7 +13,7 @@
     classifier is confident about them: the inputs an OOD set exploits. Added to
     garbage, they teach the classifier to refuse them.
   * `shifted_images`: training images turned by ±90°, tile-shuffled or with their colour
-    channels permuted — near-OOD photographs (off in every config; docs/ood.md).
+    channels permuted — near-OOD photographs (on in configs/ood_cifar10.py; docs/ood.md).
 
 All are deterministic functions of their seed / inputs.
 """

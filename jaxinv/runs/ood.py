@@ -433,7 +433,7 @@ def run(config, workdir) -> dict:
 class Detector:
   """The K+1-class classifiers of the last `ood.detector_rounds` rounds (the final one
   last) and the plain K-class baseline of an `ood train` run. The detector's output is
-  the mean of its classifiers' probabilities (`detector_logits`)."""
+  the mean of its classifiers' probabilities (`score`)."""
   config: object
   model: object
   variables: list
@@ -496,22 +496,13 @@ def check_images(images, image_shape, source: str = "images") -> np.ndarray:
   return images.astype(np.float32)
 
 
-def member_logits(detector: Detector, images) -> list:
-  """Each of the detector's classifiers' K+1-class logits of `images`."""
-  return [logits_of(detector.model, variables, images) for variables in detector.variables]
-
-
-def detector_logits(detector: Detector, images) -> np.ndarray:
-  """Log of the mean probabilities of the detector's classifiers (float64): logits whose
-  softmax is that mean, so every score reads them like one classifier's."""
-  return ood.mean_probability_logits(member_logits(detector, images))
-
-
 def score(detector: Detector, images) -> dict:
   """Every score (higher = more OOD) of `images`, plus both classifiers' predictions."""
   c = detector.config.ood
   images = check_images(images, detector.model_input_shape)
-  members = member_logits(detector, images)
+  members = [logits_of(detector.model, variables, images) for variables in detector.variables]
+  # Logits whose softmax is the members' mean probability: every score reads them like one
+  # classifier's.
   logits = ood.mean_probability_logits(members)
   base = logits_of(detector.baseline_model, detector.baseline_variables, images)
   perturbed = batched(
