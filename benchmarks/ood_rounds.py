@@ -1,8 +1,9 @@
 """Every round's K+1-class classifier of a finished `jaxinv ood train` run, alone and as
 snapshot ensembles of the last m rounds: ID accuracy and, per OOD set, the garbage score's
 AUROC / FPR@95 (%) / detection (%) — the figures behind the choice of `ood.rounds` and
-`ood.detector_rounds` — and, with --energy-weights, the detector's `garbage_energy` score for
-each weight (the choice of `ood.energy_weight`).
+`ood.detector_rounds` — and, with --energy-weights, the detector's `garbage_energy` score (its
+garbage log-odds plus the weight times the plain baseline classifier's free energy) for each
+weight (the choice of `ood.energy_weight`).
 
     python benchmarks/ood_rounds.py --workdir runs/ood_fashion_mnist [--sets mnist,flipped]
         [--max-images 10000] [--last 5] [--split train] [--energy-weights 0,0.5,1]
@@ -20,6 +21,7 @@ import numpy as np
 
 import jaxinv.cpu
 from jaxinv import data, metrics, ood
+from jaxinv.runs import classifier as classifier_run
 from jaxinv.runs import ood as ood_run
 from jaxinv.runs.workdir import read_config
 
@@ -97,14 +99,17 @@ def main():
     print(f"| {m}{marker} | " + " | ".join(figures(mean_in, test_y, mean_out, garbage_class)) + " |")
   if args.energy_weights:
     m = config.ood.detector_rounds
+    base_model, base_variables, _, _ = classifier_run.restore(f"{args.workdir}/baseline")
+    base_in = ood_run.logits_of(base_model, base_variables, test_x)
+    base_out = {n: ood_run.logits_of(base_model, base_variables, x) for n, x in out_images.items()}
     print(f"\n| energy weight (garbage_energy score, the config's last {m} rounds) | "
           + " | ".join(f"{n} AUROC / FPR@95" for n in sets) + " |")
     print("|---" * (1 + len(sets)) + "|")
     for weight in (float(w) for w in args.energy_weights.split(",")):
-      score_in = ood.garbage_energy_score(logits_in[-m:], weight)
+      score_in = ood.garbage_energy_score(logits_in[-m:], [base_in], weight)
       cells = []
-      for v in logits_out.values():
-        score_out = ood.garbage_energy_score(v[-m:], weight)
+      for name, v in logits_out.items():
+        score_out = ood.garbage_energy_score(v[-m:], [base_out[name]], weight)
         cells.append(f"{metrics.auroc(score_in, score_out):.4f} / "
                      f"{100 * metrics.fpr_at_tpr(score_in, score_out):.2f}")
       marker = " (config)" if weight == config.ood.energy_weight else ""

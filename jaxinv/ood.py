@@ -8,9 +8,10 @@ Scores of the K+1-class classifier whose last class is "garbage":
   * `id_msp_score`: the top in-distribution probability, `−log max_{k<K} p_k` — low both
     when the garbage class wins and when the K real classes split the rest.
   * `garbage_energy_score`: the garbage score of several classifiers' mean probabilities
-    plus a weight times their mean free energy over the K real classes — the garbage class
-    catches inputs like its garbage, the energy catches those near the data on which the
-    real classes are unsure (photographs turned upside down, say).
+    plus a weight times the free energy of K-class classifiers (the plain one of `ood
+    train`) — the garbage class catches inputs like its garbage, the energy catches those
+    near the data on which a classifier of the K real classes is unsure (photographs turned
+    upside down, say).
 Baselines on the plain K-class classifier:
   * `msp_score`: maximum softmax probability, as `−log max_k p_k`;
   * `energy_score`: the free energy `−logsumexp(logits)`;
@@ -85,15 +86,20 @@ def garbage_score(logits) -> np.ndarray:
   return x[:, -1] - _logsumexp(x[:, :-1])
 
 
-def garbage_energy_score(logits_list, energy_weight: float) -> np.ndarray:
-  """`garbage_score(mean_probability_logits(L)) + w · mean_m(−logsumexp(l_m[:K]))` over the
-  K+1-class logits `l_m` of the members `L` (last class garbage): both terms are in nats,
-  and `w = 0` gives the garbage score alone."""
+def garbage_energy_score(garbage_logits_list, energy_logits_list, energy_weight: float) -> np.ndarray:
+  """`garbage_score(mean_probability_logits(G)) + w · mean_m(−logsumexp(e_m))`: the garbage
+  log-odds of the K+1-class classifiers' mean probabilities (logits `G`, last class garbage)
+  plus `w` times the mean free energy of the classifiers with K-class logits `e_m` (e.g. the
+  plain classifier that `ood train` trains beside the loop). Both terms are in nats, and
+  `w = 0` gives the garbage score alone."""
   if not energy_weight >= 0:
     raise ValueError(f"energy_weight must be a non-negative number; got {energy_weight}.")
-  members = [_as_float64(x) for x in logits_list]
-  garbage = garbage_score(mean_probability_logits(members))
-  energy = np.mean([-_logsumexp(m[:, :-1]) for m in members], axis=0)
+  garbage = garbage_score(mean_probability_logits(garbage_logits_list))
+  energies = [_as_float64(e) for e in energy_logits_list]
+  if not energies or any(e.ndim != 2 or len(e) != len(garbage) for e in energies):
+    raise ValueError("garbage_energy_score: expected one or more [N, K] energy logits for the "
+                     f"{len(garbage)} inputs; got shapes {[e.shape for e in energies]}.")
+  energy = np.mean([-_logsumexp(e) for e in energies], axis=0)
   return garbage + energy_weight * energy
 
 

@@ -114,22 +114,31 @@ def test_scores_match_their_definitions():
 def test_garbage_energy_score_matches_its_definition():
   rng = np.random.default_rng(1)
   members = [rng.normal(0, 3, (40, 11)) for _ in range(3)]
+  plain = [rng.normal(0, 3, (40, 10)) for _ in range(2)]
   probs = [np.exp(m) / np.exp(m).sum(1, keepdims=True) for m in members]
   p_garbage = np.mean([p[:, -1] for p in probs], axis=0)
-  energy = np.mean([-np.log(np.exp(m[:, :-1]).sum(1)) for m in members], axis=0)
+  energy = np.mean([-np.log(np.exp(e).sum(1)) for e in plain], axis=0)
   for weight in (0.0, 0.5, 2.0):
-    np.testing.assert_allclose(ood.garbage_energy_score(members, weight),
+    np.testing.assert_allclose(ood.garbage_energy_score(members, plain, weight),
                                np.log(p_garbage / (1 - p_garbage)) + weight * energy, rtol=1e-9, atol=1e-9)
   # Weight 0 is the garbage score of the members' mean probabilities.
-  np.testing.assert_allclose(ood.garbage_energy_score(members, 0.0),
+  np.testing.assert_allclose(ood.garbage_energy_score(members, plain, 0.0),
                              ood.garbage_score(ood.mean_probability_logits(members)), atol=1e-12)
-  # Confident members stay finite and ranked (float32 softmax would round them to 0 and 1).
+  # One plain classifier: its energy score.
+  np.testing.assert_allclose(ood.garbage_energy_score(members, plain[:1], 1.5),
+                             ood.garbage_score(ood.mean_probability_logits(members))
+                             + 1.5 * ood.energy_score(plain[0]), rtol=1e-9, atol=1e-9)
+  # Confident classifiers stay finite and ranked (float32 softmax would round them to 0 and 1).
   sure = np.array([[900.0, 0.0, 0.0], [950.0, 0.0, 0.0]])
-  score = ood.garbage_energy_score([sure, sure], 1.0)
+  score = ood.garbage_energy_score([sure, sure], [sure[:, :2]], 1.0)
   assert np.all(np.isfinite(score)) and score[1] < score[0]
   for bad in (-1.0, float("nan")):
     with pytest.raises(ValueError, match="energy_weight"):
-      ood.garbage_energy_score(members, bad)
+      ood.garbage_energy_score(members, plain, bad)
+  with pytest.raises(ValueError, match="energy logits"):
+    ood.garbage_energy_score(members, [plain[0][:30]], 0.5)
+  with pytest.raises(ValueError, match="energy logits"):
+    ood.garbage_energy_score(members, [], 0.5)
 
 
 def test_scores_do_not_saturate_for_confident_outputs():
@@ -437,6 +446,12 @@ def test_score_command_on_a_small_file(ood_run_dir, tmp_path, capsys):
   members = [ood.softmax(ood_run.logits_of(detector.model, v, images)) for v in detector.variables]
   assert not np.allclose(members[0], members[1])
   np.testing.assert_allclose(scores["garbage_probability"], np.mean(members, 0)[:, -1], rtol=1e-5, atol=1e-7)
+  # garbage_energy: the members' garbage log-odds plus the weight times the baseline's energy.
+  base = ood_run.logits_of(detector.baseline_model, detector.baseline_variables, images)
+  np.testing.assert_allclose(
+      scores["garbage_energy"],
+      scores["garbage"] + detector.config.ood.energy_weight * ood.energy_score(base), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(scores["energy"], ood.energy_score(base), rtol=1e-6, atol=1e-6)
   # The garbage score is a monotone transform of the garbage probability.
   order = np.argsort(scores["garbage"])
   assert np.all(np.diff(scores["garbage_probability"][order]) >= 0)
@@ -491,13 +506,13 @@ def test_round_classifiers_and_the_per_round_table(ood_run_dir, capsys, monkeypa
     assert 0.0 <= float(accuracy) <= 100.0 and 0.0 <= float(flipped.split(" / ")[0]) <= 1.0
   # Energy weight 0 is the detector's garbage score: the same AUROC as its "(config)" row.
   monkeypatch.setattr("sys.argv", ["ood_rounds.py", "--workdir", str(ood_run_dir), "--sets", "flipped",
-                                   "--last", "2", "--energy-weights", "0,0.5"])
+                                   "--last", "2", "--energy-weights", f"0,{config.ood.energy_weight:g}"])
   runpy.run_path(str(script), run_name="__main__")
   lines = capsys.readouterr().out.splitlines()
   cells = lambda line: [cell.strip() for cell in line.strip("|").split("|")]
   config_row = next(line for line in lines if line.startswith("| 2 (config) |"))
   header = next(i for i, line in enumerate(lines) if line.startswith("| energy weight"))
   weight_rows = lines[header + 2:]
-  assert [cells(line)[0] for line in weight_rows] == ["0", "0.5 (config)"]
+  assert [cells(line)[0] for line in weight_rows] == ["0", f"{config.ood.energy_weight:g} (config)"]
   assert cells(weight_rows[0])[1].split(" / ")[0] == cells(config_row)[2].split(" / ")[0]
   assert 0.0 <= float(cells(weight_rows[1])[1].split(" / ")[0]) <= 1.0

@@ -433,7 +433,8 @@ def run(config, workdir) -> dict:
 class Detector:
   """The K+1-class classifiers of the last `ood.detector_rounds` rounds (the final one
   last) and the plain K-class baseline of an `ood train` run. The detector's output is
-  the mean of its classifiers' probabilities (`score`)."""
+  the mean of its classifiers' probabilities; its `garbage_energy` score adds the
+  baseline's free energy (`score`)."""
   config: object
   model: object
   variables: list
@@ -511,7 +512,7 @@ def score(detector: Detector, images) -> dict:
       [images], EVAL_BATCH)
   return {
       "garbage": ood.garbage_score(logits),
-      "garbage_energy": ood.garbage_energy_score(members, c.energy_weight),
+      "garbage_energy": ood.garbage_energy_score(members, [base], c.energy_weight),
       "ue": ood.uncertainty_score(logits),
       "id_msp": ood.id_msp_score(logits),
       "msp": ood.msp_score(base), "odin": ood.odin_score(perturbed, c.odin_temperature),
