@@ -96,7 +96,7 @@ def garbage_energy_score(garbage_logits_list, energy_logits_list, energy_weight:
     raise ValueError(f"energy_weight must be a non-negative number; got {energy_weight}.")
   garbage = garbage_score(mean_probability_logits(garbage_logits_list))
   energies = [_as_float64(e) for e in energy_logits_list]
-  if not energies or any(e.ndim != 2 or len(e) != len(garbage) for e in energies):
+  if not energies or any(len(e) != len(garbage) for e in energies):
     raise ValueError("garbage_energy_score: expected one or more [N, K] energy logits for the "
                      f"{len(garbage)} inputs; got shapes {[e.shape for e in energies]}.")
   energy = np.mean([-_logsumexp(e) for e in energies], axis=0)
