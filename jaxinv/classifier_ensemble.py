@@ -9,12 +9,29 @@ XLA:CPU vmapped convolutions are much slower than unbatched ones, see
 import jax
 import jax.numpy as jnp
 
-from jaxinv import losses, steps
+from jaxinv import diversity, losses, steps
 
 
 def stack_variables(variables_list):
   """One tree with a leading member axis from a list of same-shaped variable trees."""
   return jax.tree.map(lambda *xs: jnp.stack(xs), *variables_list)
+
+
+def member_outputs(model, stacked, images, impl: str = "vmap", feature_layer: str = "penultimate"):
+  """`([M, B, K] logits, [M, B, F] features)` of every member on the same images
+  (inference mode); `model` is a jaxinv classifier module or an apply function of the
+  members' shared architecture, `feature_layer` a key of its `aux`."""
+  classifier_apply = steps.as_classifier_apply(model)
+
+  def apply(variables):
+    logits, aux = classifier_apply(variables, images)
+    return logits, aux[feature_layer].reshape(images.shape[0], -1)
+
+  if impl == "vmap":
+    return jax.vmap(apply)(stacked)
+  count = jax.tree.leaves(stacked)[0].shape[0]
+  outputs = [apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)]
+  return jnp.stack([o[0] for o in outputs]), jnp.stack([o[1] for o in outputs])
 
 
 def member_logits(model, stacked, images, impl: str = "vmap"):
@@ -26,6 +43,13 @@ def member_logits(model, stacked, images, impl: str = "vmap"):
     return jax.vmap(apply)(stacked)
   count = jax.tree.leaves(stacked)[0].shape[0]
   return jnp.stack([apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)])
+
+
+def members_class_cosine(features, y):
+  """Mean over members of `diversity.class_cosine` of each member's `[M, B, F]` features:
+  the within-class cosine measured by the other classifiers, e.g. a robustly trained one
+  whose features follow what an image looks like rather than the target's blind spots."""
+  return jnp.mean(jax.vmap(diversity.class_cosine, in_axes=(0, None))(features, y))
 
 
 def ensemble_loss(logits, p, y, alpha: float, beta: float, kl_temperature: float = 1.0):
@@ -46,6 +70,19 @@ def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
   def term(ctx):
     logits = member_logits(model, frozen, ctx.seen, impl)
     return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta, kl_temperature)
+
+  return term
+
+
+def make_cosine_term(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate"):
+  """`TermContext -> scalar`: `members_class_cosine` on the batch the inverted classifier
+  saw (same input transform). Its forward pass is the one `make_term` runs on the same
+  inputs, so inside one jitted step XLA computes it once."""
+  frozen = jax.lax.stop_gradient(stacked)
+
+  def term(ctx):
+    _, features = member_outputs(model, frozen, ctx.seen, impl, feature_layer)
+    return members_class_cosine(features, ctx.batch["y"])
 
   return term
 

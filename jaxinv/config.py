@@ -183,6 +183,8 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # Multi-classifier inversion (jaxinv.classifier_ensemble): α·KL + β·CE of the
   # classifiers in classifier_ensemble.workdirs, averaged over them.
   c.priors.classifier_ensemble = 0.0
+  # The within-class feature cosine in those classifiers' features (mean over them).
+  c.priors.ensemble_class_cosine = 0.0
   c.classifier_ensemble = ml_collections.ConfigDict()
   c.classifier_ensemble.workdirs = ()  # `jaxinv train-classifier` runs of init_from's architecture
   c.classifier_ensemble.impl = "auto"  # as ensemble.impl
@@ -571,7 +573,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _validate_faithful(config, need) -> None:
   """The priors, robustness, classifier-ensemble and pixel-baseline fields."""
-  for field in ("priors.feature_statistics", "priors.classifier_ensemble", "robustness.jitter",
+  for field in ("priors.feature_statistics", "priors.classifier_ensemble",
+                "priors.ensemble_class_cosine", "robustness.jitter",
                 "robustness.scale", "robustness.noise", "priors.sparsity", "priors.border",
                 "generator.blur"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
@@ -582,6 +585,9 @@ def _validate_faithful(config, need) -> None:
   need(not config.priors.classifier_ensemble or len(config.classifier_ensemble.workdirs) > 0,
        "classifier_ensemble.workdirs",
        "at least one classifier workdir when priors.classifier_ensemble > 0")
+  need(not config.priors.ensemble_class_cosine or len(config.classifier_ensemble.workdirs) > 0,
+       "classifier_ensemble.workdirs",
+       "at least one classifier workdir when priors.ensemble_class_cosine > 0")
   for workdir in config.classifier_ensemble.workdirs:
     need((epath.Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")

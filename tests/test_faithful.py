@@ -189,6 +189,58 @@ def test_classifier_ensemble_matches_numpy_and_both_implementations():
                              kl3 + 4 * ce, rtol=1e-4)
 
 
+def _numpy_same_label_cosine(features, labels):
+  values = [features[i] @ features[j] / (np.linalg.norm(features[i]) * np.linalg.norm(features[j]))
+            for i in range(len(features)) for j in range(len(features)) if i != j and labels[i] == labels[j]]
+  return np.mean(values)
+
+
+def test_members_class_cosine_matches_numpy_per_member_and_is_finite_at_zero():
+  rng = np.random.default_rng(4)
+  features = rng.normal(size=(3, 6, 5)).astype(np.float32)
+  labels = np.array([0, 1, 0, 1, 1, 2])
+  expected = np.mean([_numpy_same_label_cosine(f.astype(np.float64), labels) for f in features])
+  np.testing.assert_allclose(classifier_ensemble.members_class_cosine(jnp.asarray(features), labels),
+                             expected, rtol=1e-5)
+  # Zero features (a dead member's ReLUs): finite value and gradient.
+  value, grad = jax.value_and_grad(classifier_ensemble.members_class_cosine)(jnp.zeros((2, 6, 5)), labels)
+  assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_member_outputs_give_each_members_features_in_both_implementations():
+  model = classifiers.PaperCNN(K, channels=(3, 4), dense_width=8)
+  x = jax.random.uniform(jax.random.key(1), (4, *SHAPE), minval=-1, maxval=1)
+  variables = [model.init(jax.random.key(s), x[:1]) for s in (0, 1)]
+  stacked = classifier_ensemble.stack_variables(variables)
+  for impl in ("vmap", "unrolled"):
+    logits, features = classifier_ensemble.member_outputs(model, stacked, x, impl)
+    for m, v in enumerate(variables):
+      one_logits, aux = model.apply(v, x, train=False)
+      np.testing.assert_allclose(logits[m], one_logits, atol=1e-5)
+      np.testing.assert_allclose(features[m], np.asarray(aux["penultimate"]).reshape(4, -1), atol=1e-5)
+
+
+def test_members_cosine_term_reaches_the_inversion_step_and_the_config():
+  gen, classifier, tx, state = _inversion_setup()
+  members = classifier_ensemble.stack_variables(
+      [classifier.init(jax.random.key(s), jnp.zeros((1, *SHAPE))) for s in (7, 8)])
+  term = classifier_ensemble.make_cosine_term(classifier, members, impl="unrolled")
+  # The same value recomputed from the members' features of the batch the classifier saw.
+  recompute = lambda ctx: classifier_ensemble.members_class_cosine(
+      classifier_ensemble.member_outputs(classifier, members, ctx.seen, "vmap")[1], ctx.batch["y"])
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  step = jax.jit(steps.make_inversion_step(gen, classifier, tx,
+                                           extra_terms={"ensemble_class_cosine": term, "check": recompute}))
+  weighted = state.replace(loss_weights=steps.loss_weights(1.0, 4.0, 1.0, 1.0, ensemble_class_cosine=1.0,
+                                                           check=0.0))
+  _, m = step(weighted, batch, jax.random.key(3))
+  np.testing.assert_allclose(float(m["loss_ensemble_class_cosine"]), float(m["loss_check"]), rtol=1e-4)
+  config = default_config("digits")
+  config.priors.ensemble_class_cosine = 2.0
+  with pytest.raises(ValueError, match="classifier_ensemble.workdirs"):
+    validate(config)
+
+
 def test_multi_classifier_term_in_the_inversion_step():
   gen, classifier, tx, state = _inversion_setup()
   members = classifier_ensemble.stack_variables(

@@ -41,6 +41,7 @@ INGREDIENTS = {
     "feature_statistics": ("priors.feature_statistics",),
     "robustness": ("robustness.jitter", "robustness.scale", "robustness.flip"),
     "classifier_ensemble": ("priors.classifier_ensemble",),
+    "ensemble_class_cosine": ("priors.ensemble_class_cosine",),
     "upsample": ("generator.upsample",),
     "mode": ("generator.mode",),
     "temperature": ("generator.temperature",),

@@ -58,10 +58,12 @@ def members(config) -> list[Member]:
 
 
 def classifier_ensemble_term(config) -> tuple[dict, dict]:
-  """The multi-classifier term over the classifier runs in `classifier_ensemble.workdirs`,
-  stacked; `({}, {})` at weight 0."""
+  """The multi-classifier terms over the classifier runs in `classifier_ensemble.workdirs`,
+  stacked: their α·KL + β·CE and their within-class cosine, each where its weight is
+  non-zero."""
   weight = float(config.priors.classifier_ensemble)
-  if not weight:
+  cosine_weight = float(config.priors.ensemble_class_cosine)
+  if not (weight or cosine_weight):
     return {}, {}
   restored = [classifier_run.restore(w) for w in config.classifier_ensemble.workdirs]
   model = restored[0][0]
@@ -70,10 +72,15 @@ def classifier_ensemble_term(config) -> tuple[dict, dict]:
                      "are stacked and vmapped); train the others with other seeds only.")
   stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
   inv = config.inversion
-  term = classifier_ensemble.make_term(
-      model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
-      impl=classifier_ensemble.resolve_impl(config.classifier_ensemble.impl))
-  return {"classifier_ensemble": term}, {"classifier_ensemble": weight}
+  impl = classifier_ensemble.resolve_impl(config.classifier_ensemble.impl)
+  builders = {
+      "classifier_ensemble": lambda: classifier_ensemble.make_term(
+          model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
+          impl=impl),
+      "ensemble_class_cosine": lambda: classifier_ensemble.make_cosine_term(
+          model, stacked, impl=impl, feature_layer=inv.feature_layer)}
+  terms, weights = _nonzero(builders, lambda name: config.priors[name])
+  return {name: build() for name, build in terms.items()}, weights
 
 
 def terms_and_weights(config) -> tuple[dict, dict]:
