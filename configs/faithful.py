@@ -61,15 +61,30 @@ _PRESETS = {
 }
 
 
+# `,robust_prior`: a robustly trained classifier of the target's architecture as a
+# multi-classifier member (its workdir in classifier_ensemble.workdirs): its α·KL + β·CE at
+# weight 3, and the within-class cosine in its features at weight 8. Its gradients follow
+# what an image looks like, so the images must look like the class to it, and differ in
+# its features (docs/faithful.md).
+_ROBUST_PRIOR = {"priors.classifier_ensemble": 3.0, "priors.ensemble_class_cosine": 8.0}
+_VARIANTS = ("tiny", "robust_prior")
+
+
 def get_config(arg=None):
-  dataset, _, variant = (arg or "").partition(",")
+  dataset, *variants = (arg or "").split(",")
   if dataset not in _PRESETS:
     raise ValueError(f"configs/faithful.py needs the dataset as its argument, one of {sorted(_PRESETS)} "
                      "(e.g. configs/faithful.py:mnist or configs/faithful.py:mnist,tiny).")
-  config = default_config(dataset, variant or None)
-  for dotted, value in _PRESETS[dataset].items():
+  unknown = sorted(set(variants) - set(_VARIANTS))
+  if unknown:
+    raise ValueError(f"configs/faithful.py: unknown variant(s) {unknown}; after the dataset give any of "
+                     f"{list(_VARIANTS)} (e.g. configs/faithful.py:mnist,robust_prior).")
+  tiny = "tiny" in variants
+  config = default_config(dataset, "tiny" if tiny else None)
+  overrides = {**_PRESETS[dataset], **(_ROBUST_PRIOR if "robust_prior" in variants else {})}
+  for dotted, value in overrides.items():
     section, name = dotted.split(".")
-    if variant == "tiny" and dotted == "inversion.steps":
+    if tiny and dotted == "inversion.steps":
       continue
     config[section][name] = value
   return config

@@ -582,12 +582,11 @@ def _validate_faithful(config, need) -> None:
   need(isinstance(config.robustness.flip, bool), "robustness.flip", "true or false")
   need(config.classifier_ensemble.impl in ("auto", "vmap", "unrolled"), "classifier_ensemble.impl",
        "one of ('auto', 'vmap', 'unrolled')")
-  need(not config.priors.classifier_ensemble or len(config.classifier_ensemble.workdirs) > 0,
-       "classifier_ensemble.workdirs",
-       "at least one classifier workdir when priors.classifier_ensemble > 0")
-  need(not config.priors.ensemble_class_cosine or len(config.classifier_ensemble.workdirs) > 0,
-       "classifier_ensemble.workdirs",
-       "at least one classifier workdir when priors.ensemble_class_cosine > 0")
+  need(not (config.priors.classifier_ensemble or config.priors.ensemble_class_cosine)
+       or len(config.classifier_ensemble.workdirs) > 0, "classifier_ensemble.workdirs",
+       "at least one classifier workdir when priors.classifier_ensemble or "
+       "priors.ensemble_class_cosine > 0: `jaxinv train-classifier` runs of init_from's architecture "
+       "(for configs/faithful.py's robust_prior, one trained with --config.classifier.adversarial_epsilon)")
   for workdir in config.classifier_ensemble.workdirs:
     need((epath.Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")

@@ -350,6 +350,22 @@ def test_faithful_presets_build_validate_and_document_their_commands(arg):
     load_config(str(path))
 
 
+def test_robust_prior_variant_needs_the_robust_classifier_and_names_unknown_variants(tmp_path):
+  from jaxinv.config import load_config
+  path = REPO / "configs" / "faithful.py"
+  plain, robust = load_config(f"{path}:mnist"), load_config(f"{path}:mnist,robust_prior,tiny")
+  assert plain.priors.classifier_ensemble == 0 and plain.priors.ensemble_class_cosine == 0
+  assert robust.priors.classifier_ensemble > 0 and robust.priors.ensemble_class_cosine > 0
+  assert robust.inversion.steps <= 50 and robust.inversion.kl_temperature == plain.inversion.kl_temperature
+  with pytest.raises(ValueError, match="adversarial_epsilon"):  # the fix: which classifier to give
+    validate(robust)
+  (tmp_path / "config.json").write_text("{}")
+  robust.classifier_ensemble.workdirs = (str(tmp_path),)
+  validate(robust)
+  with pytest.raises(ValueError, match="unknown variant"):
+    load_config(f"{path}:mnist,robust")
+
+
 def test_ablation_table_reports_the_held_out_verifier_beside_the_selection_one():
   from jaxinv.runs import faithful_ablation
 
