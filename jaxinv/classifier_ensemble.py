@@ -76,8 +76,8 @@ def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
 
 def make_cosine_term(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate"):
   """`TermContext -> scalar`: `members_class_cosine` on the batch the inverted classifier
-  saw (same input transform). Its forward pass is the one `make_term` runs on the same
-  inputs, so inside one jitted step XLA computes it once."""
+  saw (same input transform): the members' forward pass on the inputs `make_term` gives
+  them."""
   frozen = jax.lax.stop_gradient(stacked)
 
   def term(ctx):
