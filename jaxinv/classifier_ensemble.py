@@ -17,6 +17,14 @@ def stack_variables(variables_list):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *variables_list)
 
 
+def _each_member(apply, stacked, impl: str):
+  """`apply(variables) -> pytree` for every member, stacked on a leading member axis."""
+  if impl == "vmap":
+    return jax.vmap(apply)(stacked)
+  count = jax.tree.leaves(stacked)[0].shape[0]
+  return stack_variables([apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)])
+
+
 def member_outputs(model, stacked, images, impl: str = "vmap", feature_layer: str = "penultimate"):
   """`([M, B, K] logits, [M, B, F] features)` of every member on the same images
   (inference mode); `model` is a jaxinv classifier module or an apply function of the
@@ -27,22 +35,14 @@ def member_outputs(model, stacked, images, impl: str = "vmap", feature_layer: st
     logits, aux = classifier_apply(variables, images)
     return logits, aux[feature_layer].reshape(images.shape[0], -1)
 
-  if impl == "vmap":
-    return jax.vmap(apply)(stacked)
-  count = jax.tree.leaves(stacked)[0].shape[0]
-  outputs = [apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)]
-  return jnp.stack([o[0] for o in outputs]), jnp.stack([o[1] for o in outputs])
+  return _each_member(apply, stacked, impl)
 
 
 def member_logits(model, stacked, images, impl: str = "vmap"):
   """`[M, B, K]` logits of every member on the same images (inference mode); `model` is
   a jaxinv classifier module or an apply function of the members' shared architecture."""
   classifier_apply = steps.as_classifier_apply(model)
-  apply = lambda variables: classifier_apply(variables, images)[0]
-  if impl == "vmap":
-    return jax.vmap(apply)(stacked)
-  count = jax.tree.leaves(stacked)[0].shape[0]
-  return jnp.stack([apply(jax.tree.map(lambda x, i=i: x[i], stacked)) for i in range(count)])
+  return _each_member(lambda variables: classifier_apply(variables, images)[0], stacked, impl)
 
 
 def members_class_cosine(features, y):
