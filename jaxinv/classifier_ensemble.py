@@ -61,27 +61,45 @@ def ensemble_loss(logits, p, y, alpha: float, beta: float, kl_temperature: float
   return alpha * jnp.mean(kl) + beta * jnp.mean(ce)
 
 
-def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
-              kl_temperature: float = 1.0):
-  """`TermContext -> scalar`: `ensemble_loss` of the members on the batch the inverted
-  classifier saw (same input transform)."""
+def make_members_on_seen(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate"):
+  """`TermContext -> ([M, B, K] logits, [M, B, F] features)`: `member_outputs` on the batch
+  the inverted classifier saw (same input transform), the members frozen. Kept in the step's
+  `ctx.memo`, so the terms built on one such function (`make_term`, `make_cosine_term`) run
+  the members forward and backward once per step."""
   frozen = jax.lax.stop_gradient(stacked)
 
+  def members_on_seen(ctx):
+    memo = {} if ctx.memo is None else ctx.memo
+    if members_on_seen not in memo:
+      memo[members_on_seen] = member_outputs(model, frozen, ctx.seen, impl, feature_layer)
+    return memo[members_on_seen]
+
+  return members_on_seen
+
+
+def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
+              kl_temperature: float = 1.0, members_on_seen=None):
+  """`TermContext -> scalar`: `ensemble_loss` of the members on the batch the inverted
+  classifier saw (same input transform). Pass the `members_on_seen` of another term over
+  the same members (`make_members_on_seen`) to share their pass."""
+  members_on_seen = members_on_seen or make_members_on_seen(model, stacked, impl=impl)
+
   def term(ctx):
-    logits = member_logits(model, frozen, ctx.seen, impl)
+    logits, _ = members_on_seen(ctx)
     return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta, kl_temperature)
 
   return term
 
 
-def make_cosine_term(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate"):
+def make_cosine_term(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate",
+                     members_on_seen=None):
   """`TermContext -> scalar`: `members_class_cosine` on the batch the inverted classifier
-  saw (same input transform): the members' forward pass on the inputs `make_term` gives
-  them."""
-  frozen = jax.lax.stop_gradient(stacked)
+  saw (same input transform); `members_on_seen` as in `make_term`."""
+  members_on_seen = members_on_seen or make_members_on_seen(
+      model, stacked, impl=impl, feature_layer=feature_layer)
 
   def term(ctx):
-    _, features = member_outputs(model, frozen, ctx.seen, impl, feature_layer)
+    _, features = members_on_seen(ctx)
     return members_class_cosine(features, ctx.batch["y"])
 
   return term

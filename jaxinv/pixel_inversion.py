@@ -60,11 +60,12 @@ def make_pixel_step(classifier, tx, feature_layer: str = "penultimate",
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights, kl_temperature)
       term_key = jax.random.fold_in(key, _TERM_SALT)
+      memo = {}
       for i, (name, term) in enumerate(sorted(extra_terms.items())):
         ctx = steps.TermContext(images=pixels, logits=logits, aux=aux, batch=batch,
                                 classifier_apply=classifier_apply, classifier_variables=frozen,
                                 key=jax.random.fold_in(term_key, i), seen=seen, bn_inputs=bn_inputs,
-                                features=aux[feature_layer])
+                                features=aux[feature_layer], memo=memo)
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]
       return total, (terms, logits)

@@ -135,6 +135,10 @@ class TermContext(NamedTuple):
   bn_inputs: Any = None
   # The features the core diversity losses read (`aux[feature_layer]`).
   features: Any = None
+  # A dict the step's terms share for this step only: terms that read the same intermediate
+  # (e.g. other classifiers' outputs on `seen`) compute it once, so its backward pass runs
+  # once too (XLA merges duplicate forward passes, not their gradients).
+  memo: Any = None
 
 
 # Named salts for the keys derived from a step's key, so adding a consumer never
@@ -196,12 +200,13 @@ def make_inversion_step(generator: nn.Module, classifier, tx,
       total, terms = losses.inversion_loss(logits, aux[feature_layer], batch["p"], batch["y"],
                                            state.loss_weights, kl_temperature)
       term_key = jax.random.fold_in(key, _TERM_SALT)
+      memo = {}
       for name, term in sorted(extra_terms.items()):
         # Salted by the name (not the position), so adding a term leaves the others' keys.
         ctx = TermContext(images=images, logits=logits, aux=aux, batch=batch,
                           classifier_apply=classifier_apply,
                           classifier_variables=frozen, seen=seen, bn_inputs=bn_inputs,
-                          features=aux[feature_layer],
+                          features=aux[feature_layer], memo=memo,
                           key=jax.random.fold_in(term_key, zlib.crc32(name.encode()) & 0x7FFFFFFF))
         terms[name] = term(ctx)
         total = total + state.loss_weights[name] * terms[name]

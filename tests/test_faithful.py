@@ -241,6 +241,43 @@ def test_members_cosine_term_reaches_the_inversion_step_and_the_config():
     validate(config)
 
 
+def test_members_terms_sharing_one_pass_run_the_members_once_and_match_separate_passes():
+  """With one `make_members_on_seen` the two members' terms trace each member once per
+  step (one forward, one backward) and give the same loss, metrics and update as two
+  separate passes."""
+  gen, classifier, tx, state = _inversion_setup()
+  members = classifier_ensemble.stack_variables(
+      [classifier.init(jax.random.key(s), jnp.zeros((1, *SHAPE))) for s in (7, 8)])
+  calls = []
+
+  def counted_apply(variables, images):
+    calls.append(1)  # once per member each time the step is traced
+    return classifier.apply(variables, images, train=False)
+
+  def terms(shared):
+    kwargs = {"members_on_seen": classifier_ensemble.make_members_on_seen(
+        counted_apply, members, impl="unrolled")} if shared else {}
+    return {"classifier_ensemble": classifier_ensemble.make_term(
+                counted_apply, members, alpha=1.0, beta=4.0, impl="unrolled", **kwargs),
+            "ensemble_class_cosine": classifier_ensemble.make_cosine_term(
+                counted_apply, members, impl="unrolled", **kwargs)}
+
+  batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
+  weighted = state.replace(loss_weights=steps.loss_weights(
+      1.0, 4.0, 1.0, 1.0, classifier_ensemble=3.0, ensemble_class_cosine=8.0))
+  results = {}
+  for shared in (True, False):
+    calls.clear()
+    step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms=terms(shared)))
+    results[shared] = step(weighted, batch, jax.random.key(3))
+    assert len(calls) == (2 if shared else 4), (shared, len(calls))
+  (shared_state, shared_m), (separate_state, separate_m) = results[True], results[False]
+  for name in ("loss", "loss_classifier_ensemble", "loss_ensemble_class_cosine"):
+    np.testing.assert_allclose(float(shared_m[name]), float(separate_m[name]), rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               shared_state.generator.params, separate_state.generator.params)
+
+
 def test_multi_classifier_term_in_the_inversion_step():
   gen, classifier, tx, state = _inversion_setup()
   members = classifier_ensemble.stack_variables(

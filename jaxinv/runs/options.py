@@ -73,12 +73,16 @@ def classifier_ensemble_term(config) -> tuple[dict, dict]:
   stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
   inv = config.inversion
   impl = classifier_ensemble.resolve_impl(config.classifier_ensemble.impl)
+  # One pass of the members per step, shared by both terms.
+  members_on_seen = classifier_ensemble.make_members_on_seen(
+      model, stacked, impl=impl, feature_layer=inv.feature_layer)
   builders = {
       "classifier_ensemble": lambda: classifier_ensemble.make_term(
           model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
-          impl=impl),
+          impl=impl, members_on_seen=members_on_seen),
       "ensemble_class_cosine": lambda: classifier_ensemble.make_cosine_term(
-          model, stacked, impl=impl, feature_layer=inv.feature_layer)}
+          model, stacked, impl=impl, feature_layer=inv.feature_layer,
+          members_on_seen=members_on_seen)}
   terms, weights = _nonzero(builders, lambda name: config.priors[name])
   return {name: build() for name, build in terms.items()}, weights
 
