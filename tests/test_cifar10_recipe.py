@@ -41,6 +41,26 @@ def test_airbench_model_returns_logits_and_penultimate_features():
   assert logits.shape == (2, 10) and aux["penultimate"].shape == (2, 16)
 
 
+def test_airbench_verifier_family_trains_on_grayscale_mnist(tmp_path):
+  """A third verifier family for grayscale data: its whitening layer takes all 8 directions
+  of a 2×2×1 patch (the RGB default of 24 would not fit), trained end to end."""
+  model = classifiers.build_classifier("airbench", 10, widths=(8, 16, 16), conv_impl="xla")
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  assert variables["params"]["whiten"]["kernel"].shape == (2, 2, 1, 8)
+  verifier = REPO / "configs" / "verifier.py"
+  config = config_lib.load_config(f"{verifier}:mnist,airbench,augmented")
+  config_lib.validate(config)
+  assert (config.classifier.model, config.classifier.optimizer, config.seed) == ("airbench", "nesterov", 5)
+  assert not config.classifier.flip and config.classifier.noise_std == 0.5
+  with pytest.raises(ValueError, match="at least 16"):
+    config_lib.load_config(f"{verifier}:digits,airbench")
+  workdir = tmp_path / "judge"
+  assert cli.main(["train-classifier", "--config", f"{verifier}:mnist,airbench,tiny",
+                   "--workdir", str(workdir), "--config.max_train_examples=256"]) == 0
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["model"] == "airbench" and 0.0 <= summary["test_accuracy"] <= 1.0
+
+
 def test_smoothed_cross_entropy_matches_optax():
   logits = jnp.array([2.0, -1.0, 0.5, 0.0])
   ours = losses.smoothed_cross_entropy(logits, 2, 0.2)

@@ -141,7 +141,9 @@ class WhitenedConvNet(nn.Module):
 
   num_classes: int
   widths: Sequence[int] = (64, 256, 256)
-  whiten_width: int = 24  # 2 × the 12 dimensions of a 2×2×3 patch (each filter and its negative)
+  # 2 × the 4·C dimensions of a 2×2×C patch (each filter and its negative): 24 for RGB,
+  # 8 for grayscale; None takes that from the input.
+  whiten_width: int | None = None
   logit_scale: float = 1 / 9  # small logits at the start, as in the recipe
   conv_impl: str = "auto"
   dtype: Any = None  # compute dtype (None: the input's); parameters stay float32
@@ -153,7 +155,8 @@ class WhitenedConvNet(nn.Module):
                                      param_dtype=F32, name=name)
     conv = lambda h, width, kernel, name, **kw: layers.conv(h, width, kernel, impl=self.conv_impl,
                                                             dtype=self.dtype, name=name, **kw)
-    h = nn.gelu(conv(x, self.whiten_width, (2, 2), "whiten", padding="VALID"))
+    h = nn.gelu(conv(x, self.whiten_width or full_whiten_width(x.shape[-1]), (2, 2), "whiten",
+                     padding="VALID"))
     aux = {}
     for i, width in enumerate(self.widths):
       h = conv(h, width, (3, 3), f"block{i}_conv0", use_bias=False)
@@ -166,6 +169,12 @@ class WhitenedConvNet(nn.Module):
     logits = nn.Dense(self.num_classes, use_bias=False, dtype=self.dtype, param_dtype=F32,
                       name="head")(features) * self.logit_scale
     return _float32(logits, aux)
+
+
+def full_whiten_width(channels: int) -> int:
+  """`WhitenedConvNet`'s whitening width for `channels`-channel images: every direction of
+  a 2×2 patch and its negative."""
+  return 2 * 4 * channels
 
 
 def patch_whitening_kernel(images: np.ndarray, out_channels: int = 24,

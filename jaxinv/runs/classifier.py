@@ -177,7 +177,8 @@ def whitening_kernel(config, train_x):
   if config.classifier.model != "airbench":
     return None
   model = build_model(config, 1)
-  return classifiers.patch_whitening_kernel(train_x[:WHITENING_IMAGES], model.whiten_width)
+  width = model.whiten_width or classifiers.full_whiten_width(train_x.shape[-1])
+  return classifiers.patch_whitening_kernel(train_x[:WHITENING_IMAGES], width)
 
 
 def predict_fn(config, model):
