@@ -168,6 +168,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.priors.ink = 0.0  # hinge below 10 % mean ink (near-blank images; jaxinv.priors.ink)
   c.priors.sparsity = 0.0  # mean ink, an L1 pull of every pixel towards the background (−1)
   c.priors.border = 0.0  # mean ink within 4 pixels of the edge (objects centred in a frame)
+  c.priors.saturation = 0.0  # mean 1 − x²: grey pixels cost (strokes solid, background clean)
   # Diversity beyond the feature cosine (jaxinv.diversity): pixel cosine of same-label
   # images, and mode seeking (images that move with their latents).
   c.priors.pixel_cosine = 0.0
@@ -576,7 +577,7 @@ def _validate_faithful(config, need) -> None:
   for field in ("priors.feature_statistics", "priors.classifier_ensemble",
                 "priors.ensemble_class_cosine", "robustness.jitter",
                 "robustness.scale", "robustness.noise", "priors.sparsity", "priors.border",
-                "generator.blur"):
+                "priors.saturation", "generator.blur"):
     need(config_get(config, field) >= 0, field, "a non-negative float")
   need(config.robustness.scale < 1, "robustness.scale", "a fraction below 1 (0.1: ±10 %)")
   need(isinstance(config.robustness.flip, bool), "robustness.flip", "true or false")

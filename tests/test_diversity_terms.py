@@ -73,6 +73,16 @@ def test_sparsity_prior_matches_numpy():
                              [np.mean((x + 1) / 2) for x in images], rtol=1e-5)
 
 
+def test_saturation_prior_matches_numpy_and_is_zero_on_black_and_white():
+  images = RNG.uniform(-1, 1, (3, 4, 4, 2)).astype(np.float32)
+  np.testing.assert_allclose(jax.vmap(priors.saturation)(images),
+                             [np.mean(1 - x.astype(np.float64) ** 2) for x in images], rtol=1e-5)
+  stroke = np.full((6, 6, 1), -1.0, np.float32)
+  stroke[:, 2:4] = 1.0
+  assert float(priors.saturation(stroke)) == 0.0
+  assert float(priors.saturation(np.zeros((6, 6, 1), np.float32))) == 1.0  # mid grey costs most
+
+
 def test_border_prior_matches_numpy_and_ignores_the_centre():
   images = RNG.uniform(-1, 1, (3, 12, 12, 2)).astype(np.float32)
   ink = (images + 1) / 2
@@ -112,6 +122,7 @@ def test_terms_are_finite_with_finite_gradients_at_zero():
              lambda x: diversity.class_cosine(x.reshape(4, -1), labels),
              lambda x: jnp.mean(jax.vmap(priors.sparsity)(x)),
              lambda x: jnp.mean(jax.vmap(priors.border_ink)(x)),
+             lambda x: jnp.mean(jax.vmap(priors.saturation)(x)),
              lambda x: diversity.mode_seeking(x, z, labels),
              lambda x: jnp.mean(jax.vmap(priors.ink)(x))):
     value, grad = jax.value_and_grad(fn)(zeros)

@@ -35,6 +35,7 @@ INGREDIENTS = {
     "class_cosine": ("priors.class_cosine",),
     "sparsity": ("priors.sparsity",),
     "border": ("priors.border",),
+    "saturation": ("priors.saturation",),
     "noise": ("robustness.noise",),
     "blur": ("generator.blur",),
     "margin": ("priors.margin",),
