@@ -394,6 +394,9 @@ def test_robust_prior_variant_needs_the_robust_classifier_and_names_unknown_vari
   assert plain.priors.classifier_ensemble == 0 and plain.priors.ensemble_class_cosine == 0
   assert robust.priors.classifier_ensemble > 0 and robust.priors.ensemble_class_cosine > 0
   assert robust.inversion.steps <= 50 and robust.inversion.kl_temperature == plain.inversion.kl_temperature
+  # The variant's longer runs are not laid over `tiny` (its steps stay a test's).
+  assert load_config(f"{path}:mnist,robust_prior").inversion.steps > plain.inversion.steps
+  assert load_config(f"{path}:fashion_mnist,robust_prior,tiny").inversion.steps <= 50
   with pytest.raises(ValueError, match="adversarial_epsilon"):  # the fix: which classifier to give
     validate(robust)
   (tmp_path / "config.json").write_text("{}")
