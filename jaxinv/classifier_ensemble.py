@@ -38,13 +38,6 @@ def member_outputs(model, stacked, images, impl: str = "vmap", feature_layer: st
   return _each_member(apply, stacked, impl)
 
 
-def member_logits(model, stacked, images, impl: str = "vmap"):
-  """`[M, B, K]` logits of every member on the same images (inference mode); `model` is
-  a jaxinv classifier module or an apply function of the members' shared architecture."""
-  classifier_apply = steps.as_classifier_apply(model)
-  return _each_member(lambda variables: classifier_apply(variables, images)[0], stacked, impl)
-
-
 def members_class_cosine(features, y):
   """Mean over members of `diversity.class_cosine` of each member's `[M, B, F]` features:
   the within-class cosine measured by the other classifiers, e.g. a robustly trained one

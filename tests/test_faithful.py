@@ -170,8 +170,8 @@ def test_classifier_ensemble_matches_numpy_and_both_implementations():
   x = jax.random.uniform(jax.random.key(1), (4, *SHAPE), minval=-1, maxval=1)
   stacked = classifier_ensemble.stack_variables(
       [model.init(jax.random.key(s), x[:1]) for s in (0, 1, 2)])
-  vmapped = classifier_ensemble.member_logits(model, stacked, x, "vmap")
-  unrolled = classifier_ensemble.member_logits(model, stacked, x, "unrolled")
+  vmapped = classifier_ensemble.member_outputs(model, stacked, x, "vmap")[0]
+  unrolled = classifier_ensemble.member_outputs(model, stacked, x, "unrolled")[0]
   assert vmapped.shape == (3, 4, K)
   np.testing.assert_allclose(vmapped, unrolled, atol=1e-5)
   p = jax.nn.softmax(jax.random.normal(jax.random.key(2), (4, K)))
