@@ -12,7 +12,7 @@ The argument names the dataset, optionally followed by `,robust_prior` and `,tin
 The multi-classifier term is off here (it needs other classifier runs: add
 --config.priors.classifier_ensemble=1 '--config.classifier_ensemble.workdirs=["DIR1","DIR2"]').
 The `robust_prior` variant turns it on for robustly trained classifiers of the target's
-architecture, the most recognisable and diverse setting (docs/faithful.md); on MNIST one
+architecture, the most recognisable and diverse setting (docs/faithful.md); on MNIST a
 1-epoch one:
   jaxinv train-classifier --config configs/mnist.py --workdir /tmp/mnist_robust_12 \
       --config.seed=12 --config.classifier.adversarial_epsilon=0.6 --config.classifier.epochs=1 \
