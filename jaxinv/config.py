@@ -96,9 +96,11 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier.translate = 0
   # > 0: Gaussian noise of a std drawn from [0, noise_std] per training image (pixels in [-1, 1]).
   c.classifier.noise_std = 0.0
-  # Adversarial (PGD) training (jaxinv.adversarial): 0 off; else the L∞ radius in [-1, 1]
-  # pixel units (0.6 = 0.3 of a [0, 1] image), the attack's steps and step size (0: 2.5·ε/steps).
+  # Adversarial (PGD) training (jaxinv.adversarial): 0 off; else the ball's radius in [-1, 1]
+  # pixel units (L∞ 0.6 = 0.3 of a [0, 1] image), the attack's steps and step size (0: 2.5·ε/steps)
+  # and the ball: "linf" or "l2" (the radius is then the L2 norm of the whole perturbation).
   c.classifier.adversarial_epsilon = 0.0
+  c.classifier.adversarial_norm = "linf"
   c.classifier.adversarial_steps = 7
   c.classifier.adversarial_step_size = 0.0
   c.classifier.ema_decay = 0.0
@@ -532,8 +534,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
   need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")
-  need(0.0 <= config.classifier.adversarial_epsilon <= 2.0, "classifier.adversarial_epsilon",
-       "0 (off) or an L∞ radius in [-1, 1] pixel units, at most 2")
+  need(config.classifier.adversarial_norm in ("linf", "l2"), "classifier.adversarial_norm",
+       '"linf" or "l2"')
+  need(config.classifier.adversarial_epsilon >= 0.0 and (config.classifier.adversarial_norm != "linf"
+                                                         or config.classifier.adversarial_epsilon <= 2.0),
+       "classifier.adversarial_epsilon",
+       "0 (off), an L∞ radius in [-1, 1] pixel units of at most 2, or with adversarial_norm=l2 any "
+       "non-negative L2 radius")
   need(config.classifier.adversarial_steps >= 1, "classifier.adversarial_steps", "a positive count")
   need(config.classifier.adversarial_step_size >= 0, "classifier.adversarial_step_size",
        "0 (2.5·ε/steps) or a positive step")

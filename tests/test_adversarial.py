@@ -43,6 +43,50 @@ def test_pgd_stays_in_the_ball_and_the_pixel_range_and_raises_the_loss():
                                                                    labels)
 
 
+def _l2_per_image(x):
+  return np.sqrt(np.sum(np.square(np.asarray(x)), axis=(1, 2, 3)))
+
+
+def test_l2_pgd_stays_in_the_ball_and_the_pixel_range_and_raises_the_loss():
+  model, variables, images, labels = _model_and_batch()
+  epsilon = 1.5  # an L2 radius over the 64 pixels of each image
+  attack = jax.jit(adversarial.make_adversary(steps.make_classifier_apply(model), epsilon=epsilon,
+                                              steps=5, norm="l2"))
+  perturbed = attack(variables, images, labels, jax.random.key(2))
+  norms = _l2_per_image(perturbed - images)
+  assert np.all(norms <= epsilon + 1e-5)
+  assert np.all(norms > epsilon / 2)  # every image moved
+  assert float(jnp.min(perturbed)) >= -1.0 and float(jnp.max(perturbed)) <= 1.0
+  # An L2 step moves many pixels a little, unlike the L∞ attack's ±ε on every pixel.
+  assert float(jnp.max(jnp.abs(perturbed - images))) < epsilon
+  clean = _mean_ce(model, variables, images, labels)
+  assert _mean_ce(model, variables, perturbed, labels) > clean
+  gaussian = jax.random.normal(jax.random.key(3), images.shape)
+  gaussian = epsilon * gaussian / _l2_per_image(gaussian)[:, None, None, None]
+  same_norm_noise = jnp.clip(images + gaussian, -1, 1)
+  assert _mean_ce(model, variables, perturbed, labels) > _mean_ce(model, variables, same_norm_noise,
+                                                                   labels)
+
+
+def test_l2_pgd_without_random_start_is_a_pure_ascent_of_a_linear_loss():
+  rng = np.random.default_rng(0)
+  w = jnp.asarray(rng.normal(size=(2, 2, 1)), jnp.float32)
+  x = jnp.zeros((3, 2, 2, 1))
+  loss = lambda images, _: jnp.sum(images * w)
+  out = adversarial.pgd(loss, x, None, jax.random.key(0), epsilon=0.5, steps=4, random_start=False,
+                        norm="l2")
+  # Every step goes along w; the projection stops the images on the sphere of radius ε.
+  expected = 0.5 * np.asarray(w) / np.linalg.norm(np.asarray(w))
+  np.testing.assert_allclose(out, np.broadcast_to(expected, x.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_pgd_rejects_an_unknown_norm():
+  import pytest
+  with pytest.raises(ValueError, match="norm"):
+    adversarial.pgd(lambda x, _: jnp.sum(x), jnp.zeros((1, 2, 2, 1)), None, jax.random.key(0),
+                    epsilon=0.1, steps=1, norm="l1")
+
+
 def test_pgd_without_random_start_is_a_pure_ascent_of_a_linear_loss():
   w = jnp.asarray(np.random.default_rng(0).normal(size=(4,)), jnp.float32)
   x = jnp.zeros((3, 4))
@@ -73,3 +117,14 @@ def test_adversarial_training_runs_from_the_config(tmp_path):
   config.classifier.adversarial_steps = 2
   summary = classifier_run.run(config, tmp_path / "robust")
   assert 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_l2_adversarial_training_runs_from_the_config(tmp_path):
+  config = default_config("digits", "tiny")
+  config.classifier.model = "mlp"
+  config.classifier.steps = 3
+  config.classifier.adversarial_epsilon = 2.0
+  config.classifier.adversarial_norm = "l2"
+  config.classifier.adversarial_steps = 2
+  summary = classifier_run.run(config, tmp_path / "robust_l2")
+  assert np.isfinite(summary["test_accuracy"]) and 0.0 <= summary["test_accuracy"] <= 1.0

@@ -73,7 +73,15 @@ CONFIG_CASES = [  # (field, value, expected text in the error)
     ("checkpoint.fallback_to_intact", "yes", "checkpoint.fallback_to_intact='yes': must be of type bool"),
     ("seed", True, "seed=True: must be of type int"),
     ("classifier.foo", 1, "classifier.foo: unknown field"),
+    ("classifier.adversarial_norm", "l1", "classifier.adversarial_norm='l1': \"linf\" or \"l2\""),
+    ("classifier.adversarial_epsilon", 3.0, "classifier.adversarial_epsilon=3.0: 0 (off), an L∞ radius"),
 ]
+
+
+def test_an_l2_ball_may_be_wider_than_the_pixel_range():
+  config = _with("classifier.adversarial_epsilon", 3.0)
+  config.classifier.adversarial_norm = "l2"
+  config_lib.validate(config)
 
 
 @pytest.mark.parametrize("field,value,expected", CONFIG_CASES,

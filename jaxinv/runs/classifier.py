@@ -270,7 +270,8 @@ def run(config, workdir) -> dict:
   if c.adversarial_epsilon:
     adversary = adversarial.make_adversary(
         steps.make_classifier_apply(model), epsilon=float(c.adversarial_epsilon),
-        steps=int(c.adversarial_steps), step_size=float(c.adversarial_step_size) or None)
+        steps=int(c.adversarial_steps), step_size=float(c.adversarial_step_size) or None,
+        norm=str(c.adversarial_norm))
   train_step = jax.jit(steps.make_classifier_step(model, tx,
                                                   label_smoothing=config.classifier.label_smoothing,
                                                   augment=augment, adversary=adversary),
