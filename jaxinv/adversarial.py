@@ -1,6 +1,7 @@
 """PGD adversarial training (Madry et al. 2018): the classifier trains on the worst
-images within an L∞ or L2 ball around each image of its batch. Inversions of robustly trained classifiers tend
-to look like the data ("perceptually aligned gradients", Santurkar et al. 2019).
+images within an L∞ or L2 ball around each image of its batch. Inversions of robustly
+trained classifiers tend to look like the data ("perceptually aligned gradients",
+Santurkar et al. 2019).
 
 The attack runs the classifier in inference mode (its batch statistics are not moved by
 the attack's forward passes), inside the jitted training step (`lax.fori_loop`).

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxinv import conditioning, data, paths
+from jaxinv import adversarial, conditioning, data, paths
 from jaxinv.cpu import fast_conv
 from jaxinv.models import classifiers, generator
 
@@ -534,10 +534,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.ood.odin_epsilon >= 0, "ood.odin_epsilon", "a non-negative float (0: no perturbation)")
   need(config.classifier.steps >= 0, "classifier.steps", "0 (train for `epochs`) or a positive count")
   need(0.0 <= config.classifier.label_smoothing < 1.0, "classifier.label_smoothing", "a fraction in [0, 1)")
-  need(config.classifier.adversarial_norm in ("linf", "l2"), "classifier.adversarial_norm",
-       '"linf" or "l2"')
-  need(config.classifier.adversarial_epsilon >= 0.0 and (config.classifier.adversarial_norm != "linf"
-                                                         or config.classifier.adversarial_epsilon <= 2.0),
+  need(config.classifier.adversarial_norm in adversarial.NORMS, "classifier.adversarial_norm",
+       " or ".join(f'"{norm}"' for norm in adversarial.NORMS))
+  epsilon = config.classifier.adversarial_epsilon
+  need(epsilon >= 0.0 and (epsilon <= 2.0 or config.classifier.adversarial_norm == "l2"),
        "classifier.adversarial_epsilon",
        "0 (off), an L∞ radius in [-1, 1] pixel units of at most 2, or with adversarial_norm=l2 any "
        "non-negative L2 radius")
