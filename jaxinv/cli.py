@@ -178,7 +178,8 @@ def _cmd_evaluate(args, overrides):
     raise SystemExit(f"error: evaluate takes no --config.* overrides (got {sorted(overrides)})")
   result = evaluation.run(args.workdir, args.verifier, out_dir=args.out, num_per_class=args.num_per_class,
                           seed=args.seed, member=args.member, figures=not args.no_figures,
-                          tensorboard=not args.no_figures)
+                          tensorboard=not args.no_figures, accept_threshold=args.accept_threshold,
+                          accept_by=args.accept_by)
   print(json.dumps({k: result[k] for k in ("target_accuracy", "verifier_accuracy",
                                            "generated_within_class_cosine", "real_within_class_cosine",
                                            "knn_precision", "knn_recall", "generated_nn_ssim")
@@ -290,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--member", type=int, default=0, help="ensemble member to evaluate")
   p.add_argument("--no-figures", action="store_true", help="metrics and report only")
+  p.add_argument("--accept-threshold", type=float, default=0.0,
+                 help="keep only generated images that every --accept-by classifier gives their "
+                      "label with at least this probability (rejection sampling; 0: keep all)")
+  p.add_argument("--accept-by", nargs="+", default=None, metavar="WORKDIR",
+                 help="classifier runs that accept or reject (default: the run's "
+                      "classifier_ensemble.workdirs)")
   p = sub.add_parser("ablate", help="one generator per conditioning mode, with and without the "
                                     "cosine + orthogonality losses; a table of the results",
                      epilog="Override any config field with --config.FIELD=VALUE.")

@@ -5,11 +5,15 @@ import re
 import struct
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from conftest import REPO
-from jaxinv import cli, report
-from jaxinv.runs import ablation
+from jaxinv import acceptance, cli, report, sampling
+from jaxinv.classifier import from_linen
+from jaxinv.runs import ablation, inversion
+from jaxinv.runs import classifier as classifier_run
 
 DIGITS_TINY = str(REPO / "configs" / "digits.py:tiny")
 VERIFIER_TINY = str(REPO / "configs" / "verifier.py:digits,tiny")
@@ -105,3 +109,49 @@ def test_bad_inputs_are_named(runs, capsys):
     ablation.rows(cli._load_config(DIGITS_TINY, {}), modes=("hot",))
   assert cli.main(["evaluate", "--workdir", str(runs / "nowhere")]) == 2
   assert "config.json" in capsys.readouterr().err
+
+
+def test_evaluate_with_acceptance_keeps_only_accepted_images(runs):
+  inv, out = runs / "inv_60", runs / "evaluation_accepted"
+  # 60 steps: the 4-step generator's 0s, 1s and 3s never reach 0.05 on the tiny classifier.
+  assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(inv),
+                   f"--config.init_from={runs / 'cls'}", "--config.inversion.steps=60"]) == 0
+  assert cli.main(["evaluate", "--workdir", str(inv), "--verifier", str(runs / "ver"),
+                   "--num-per-class", "4", "--no-figures", "--out", str(out),
+                   "--accept-by", str(runs / "cls"), "--accept-threshold", "0.05"]) == 0
+  result = json.loads((out / "metrics.json").read_text())
+  assert result["accept_threshold"] == 0.05 and result["accept_by"] == [str(runs / "cls")]
+  assert len(result["acceptance_per_class"]) == 10
+  assert all(0 < rate <= 1 for rate in result["acceptance_per_class"])
+  assert min(result["acceptance_per_class"]) < 1 and result["accept_drawn"] > 40  # it rejected
+  # The images it judged are the accepted draws of the same key: every one has its label's
+  # probability >= 0.05 under the accepting classifier, and the target's accuracy is theirs.
+  generator, stacked, rates, config = inversion.restore_generators(inv)
+  variables = jax.tree.map(lambda x: np.asarray(x)[0], stacked)
+  generator = generator.clone(dropout_rate=float(rates[0]))
+  model, model_variables, _, _ = classifier_run.restore(runs / "cls")
+  judge = from_linen(model, model_variables)
+  labels = sampling.labels_for(4, range(10))
+  drawn = acceptance.sample_accepted(generator, variables, labels, jax.random.key(0),
+                                     acceptance.confident([judge], 0.05), batch_size=500,
+                                     dropout=config.generator.dropout_at_sampling)
+  assert (acceptance.label_probability([judge], drawn.images, labels) >= 0.05).all()
+  predicted = np.asarray(judge.apply_fn(judge.params, drawn.images)[0]).argmax(-1)
+  np.testing.assert_allclose(result["target_accuracy_per_class"],
+                             [np.mean(predicted[labels == k] == k) for k in range(10)])
+  assert result["acceptance_per_class"] == drawn.acceptance_per_class
+
+
+def test_bad_acceptance_inputs_are_named(runs, capsys):
+  inv = str(runs / "abl" / "vector_matrix-cos_orth")
+  # The tiny run has no robust members to accept by.
+  assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-threshold", "0.5"]) == 2
+  assert "--accept-by" in capsys.readouterr().err
+  # The verifier may not choose the images it judges.
+  assert cli.main(["evaluate", "--workdir", inv, "--verifier", str(runs / "ver"), "--no-figures",
+                   "--accept-by", str(runs / "ver"), "--accept-threshold", "0.5"]) == 2
+  assert "would judge the images it chose" in capsys.readouterr().err
+  assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-threshold", "1"]) == 2
+  assert "[0, 1)" in capsys.readouterr().err
+  assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-by", str(runs / "cls")]) == 2
+  assert "--accept-threshold" in capsys.readouterr().err
