@@ -119,9 +119,25 @@ def _cmd_sample(args, overrides):
       [jax.tree.map(lambda x, i=i: x[i], v) for _, v, _, _ in runs
        for i in range(len(jax.tree.leaves(v)[0]))], names=names)
   rates = np.concatenate([r for _, _, r, _ in runs])
-  images = batch_inversion.sample_many(generator, stacked, labels, jax.random.key(args.seed),
-                                       dropout=config.generator.dropout_at_sampling,
-                                       dropout_rates=rates)
+  key, dropout = jax.random.key(args.seed), config.generator.dropout_at_sampling
+  extra = {}
+  if args.accept_threshold:  # rejection sampling, one generator after another
+    from jaxinv import acceptance, data
+    from jaxinv.runs import evaluation
+    judges = evaluation.acceptance_judges(args.accept_by, config, None, data.info(config.dataset))
+    accept = acceptance.confident([c for _, c in judges], args.accept_threshold)
+    drawn = [acceptance.sample_accepted(generator.clone(dropout_rate=float(rate)),
+                                        jax.tree.map(lambda x, g=g: x[g], stacked), labels, key,
+                                        accept, dropout=dropout)
+             for g, rate in enumerate(rates)]
+    images = np.stack([d.images for d in drawn])
+    extra = {"acceptance_per_class": np.array([d.acceptance_per_class for d in drawn], np.float32)}
+  elif args.accept_by:
+    raise SystemExit("error: --accept-by names the classifiers that accept or reject images; give "
+                     "--accept-threshold (e.g. 0.7) too.")
+  else:
+    images = batch_inversion.sample_many(generator, stacked, labels, key, dropout=dropout,
+                                         dropout_rates=rates)
   count = len(names)
   out = Path(args.out)  # local or a bucket (gs://...)
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +146,19 @@ def _cmd_sample(args, overrides):
   if count > 1:  # images of generator g are rows g*N … (g+1)*N-1
     arrays["generator"] = np.repeat(np.arange(count), len(labels)).astype(np.int64)
     arrays["generator_names"] = np.array(names)  # "WORKDIR[member]"
+  arrays.update(extra)
   paths.save_npz(out, **arrays)
   print(f"wrote {len(arrays['labels'])} images {images.shape[2:]} from {count} generator(s) to {out}")
+
+
+def _acceptance_arguments(parser):
+  parser.add_argument("--accept-threshold", type=float, default=0.0,
+                      help="keep only generated images that every --accept-by classifier gives "
+                           "their label with at least this probability (rejection sampling; 0: "
+                           "keep all)")
+  parser.add_argument("--accept-by", nargs="+", default=None, metavar="WORKDIR",
+                      help="classifier runs that accept or reject (default: the run's "
+                           "classifier_ensemble.workdirs)")
 
 
 def _cmd_ood(args, overrides):
@@ -265,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True)
   p.add_argument("--classes", default=None, help="comma-separated labels (default: all)")
   p.add_argument("--seed", type=int, default=0)
+  _acceptance_arguments(p)
   p = sub.add_parser("ood", help="OOD detection with a garbage class fed by inversion")
   ood_sub = p.add_subparsers(dest="ood_command", required=True)
   q = ood_sub.add_parser("train", help="the train–invert–exclude loop and the plain baseline",
@@ -291,12 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--member", type=int, default=0, help="ensemble member to evaluate")
   p.add_argument("--no-figures", action="store_true", help="metrics and report only")
-  p.add_argument("--accept-threshold", type=float, default=0.0,
-                 help="keep only generated images that every --accept-by classifier gives their "
-                      "label with at least this probability (rejection sampling; 0: keep all)")
-  p.add_argument("--accept-by", nargs="+", default=None, metavar="WORKDIR",
-                 help="classifier runs that accept or reject (default: the run's "
-                      "classifier_ensemble.workdirs)")
+  _acceptance_arguments(p)
   p = sub.add_parser("ablate", help="one generator per conditioning mode, with and without the "
                                     "cosine + orthogonality losses; a table of the results",
                      epilog="Override any config field with --config.FIELD=VALUE.")

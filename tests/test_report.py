@@ -140,6 +140,14 @@ def test_evaluate_with_acceptance_keeps_only_accepted_images(runs):
   np.testing.assert_allclose(result["target_accuracy_per_class"],
                              [np.mean(predicted[labels == k] == k) for k in range(10)])
   assert result["acceptance_per_class"] == drawn.acceptance_per_class
+  # `jaxinv sample` draws the same images.
+  assert cli.main(["sample", "--workdir", str(inv), "--num-per-class", "4", "--out",
+                   str(runs / "accepted.npz"), "--accept-by", str(runs / "cls"),
+                   "--accept-threshold", "0.05"]) == 0
+  with np.load(runs / "accepted.npz") as f:
+    np.testing.assert_array_equal(f["images"], drawn.images)
+    np.testing.assert_array_equal(f["labels"], labels)
+    np.testing.assert_allclose(f["acceptance_per_class"], [drawn.acceptance_per_class])
 
 
 def test_bad_acceptance_inputs_are_named(runs, capsys):
@@ -155,3 +163,6 @@ def test_bad_acceptance_inputs_are_named(runs, capsys):
   assert "[0, 1)" in capsys.readouterr().err
   assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-by", str(runs / "cls")]) == 2
   assert "--accept-threshold" in capsys.readouterr().err
+  assert cli.main(["sample", "--workdir", inv, "--num-per-class", "2", "--out",
+                   str(runs / "never.npz"), "--accept-threshold", "0.5"]) == 2
+  assert "--accept-by" in capsys.readouterr().err and not (runs / "never.npz").exists()

@@ -301,7 +301,7 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
   accepted = {}
   if accept_threshold:
-    judges = _acceptance_judges(accept_by, config, verifier_dir, info)
+    judges = acceptance_judges(accept_by, config, verifier_dir, info)
     drawn = acceptance.sample_accepted(
         generator, variables, gen_labels, key,
         acceptance.confident([c for _, c in judges], accept_threshold, batch_size=EVAL_BATCH),
@@ -345,7 +345,7 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   return result
 
 
-def _acceptance_judges(accept_by, config, verifier_dir, info) -> list:
+def acceptance_judges(accept_by, config, verifier_dir, info) -> list:
   """`[(absolute workdir, Classifier)]` of the classifier runs that accept or reject the
   generated images: `accept_by`, else the run's `classifier_ensemble.workdirs`."""
   workdirs = list(accept_by or config.classifier_ensemble.workdirs)
