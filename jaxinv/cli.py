@@ -97,7 +97,7 @@ def _cmd_demo(args, overrides):
 def _cmd_sample(args, overrides):
   import jax
   from jaxinv import batch_inversion, sampling
-  from jaxinv.runs import inversion
+  from jaxinv.runs import draw, inversion
   if overrides:
     raise SystemExit(f"error: sample takes no --config.* overrides (got {sorted(overrides)})")
   if args.num_per_class <= 0:
@@ -119,24 +119,19 @@ def _cmd_sample(args, overrides):
       [jax.tree.map(lambda x, i=i: x[i], v) for _, v, _, _ in runs
        for i in range(len(jax.tree.leaves(v)[0]))], names=names)
   rates = np.concatenate([r for _, _, r, _ in runs])
-  key, dropout = jax.random.key(args.seed), config.generator.dropout_at_sampling
-  extra = {}
-  if args.accept_threshold:  # rejection sampling, one generator after another
-    from jaxinv import acceptance, data
-    from jaxinv.runs import evaluation
-    judges = evaluation.acceptance_judges(args.accept_by, config, None, data.info(config.dataset))
-    accept = acceptance.confident([c for _, c in judges], args.accept_threshold)
-    drawn = [acceptance.sample_accepted(generator.clone(dropout_rate=float(rate)),
-                                        jax.tree.map(lambda x, g=g: x[g], stacked), labels, key,
-                                        accept, dropout=dropout)
+  key, extra = jax.random.key(args.seed), {}
+  threshold = draw.threshold(config, args.accept_threshold)
+  if threshold or args.accept_by:  # rejection sampling, one generator after another
+    drawn = [draw.images(generator.clone(dropout_rate=float(rate)),
+                         jax.tree.map(lambda x, g=g: x[g], stacked), labels, key, config,
+                         accept_threshold=threshold, accept_by=args.accept_by)
              for g, rate in enumerate(rates)]
-    images = np.stack([d.images for d in drawn])
-    extra = {"acceptance_per_class": np.array([d.acceptance_per_class for d in drawn], np.float32)}
-  elif args.accept_by:
-    raise SystemExit("error: --accept-by names the classifiers that accept or reject images; give "
-                     "--accept-threshold (e.g. 0.7) too.")
+    images = np.stack([d[0] for d in drawn])
+    extra = {"acceptance_per_class": np.array([d[1]["acceptance_per_class"] for d in drawn],
+                                              np.float32)}
   else:
-    images = batch_inversion.sample_many(generator, stacked, labels, key, dropout=dropout,
+    images = batch_inversion.sample_many(generator, stacked, labels, key,
+                                         dropout=config.generator.dropout_at_sampling,
                                          dropout_rates=rates)
   count = len(names)
   out = Path(args.out)  # local or a bucket (gs://...)
@@ -152,10 +147,10 @@ def _cmd_sample(args, overrides):
 
 
 def _acceptance_arguments(parser):
-  parser.add_argument("--accept-threshold", type=float, default=0.0,
+  parser.add_argument("--accept-threshold", type=float, default=None,
                       help="keep only generated images that every --accept-by classifier gives "
-                           "their label with at least this probability (rejection sampling; 0: "
-                           "keep all)")
+                           "their label with at least this probability (rejection sampling; "
+                           "default: the run's generator.accept_threshold; 0: keep all)")
   parser.add_argument("--accept-by", nargs="+", default=None, metavar="WORKDIR",
                       help="classifier runs that accept or reject (default: the run's "
                            "classifier_ensemble.workdirs)")

@@ -129,6 +129,9 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.temperature = 1.0
   c.generator.dropout_rate = 0.2
   c.generator.dropout_at_sampling = True  # sample as trained (see jaxinv.sampling)
+  # > 0: `evaluate`, `sample` and `figure` keep only images every classifier_ensemble member
+  # gives their label probability >= this (rejection sampling, jaxinv.acceptance).
+  c.generator.accept_threshold = 0.0
   c.generator.width = 8 if tiny else 32
   c.generator.latent_dim = 100
   c.generator.embed_dim = 100
@@ -450,6 +453,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config_get(config, field) in fast_conv.IMPLS, field, f"one of {fast_conv.IMPLS}")
   for field in ("classifier.dropout_rate", "generator.dropout_rate"):
     need(0.0 <= config_get(config, field) < 1.0, field, "a rate in [0, 1)")
+  need(0.0 <= config.generator.accept_threshold < 1.0, "generator.accept_threshold",
+       "a probability in [0, 1) (0: keep every image)")
+  need(not config.generator.accept_threshold or len(config.classifier_ensemble.workdirs) > 0,
+       "classifier_ensemble.workdirs", "at least one classifier workdir when "
+       "generator.accept_threshold > 0: the classifiers that accept or reject the images")
   for field in ("classifier.epochs", "classifier.batch_size", "inversion.steps",
                 "inversion.batch_size", "generator.width", "generator.latent_dim",
                 "generator.embed_dim", "classifier.log_every", "inversion.log_every",

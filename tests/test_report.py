@@ -111,14 +111,16 @@ def test_bad_inputs_are_named(runs, capsys):
   assert "config.json" in capsys.readouterr().err
 
 
-def test_evaluate_with_acceptance_keeps_only_accepted_images(runs):
+def test_evaluate_with_acceptance_keeps_only_accepted_images(runs, tmp_path):
   inv, out = runs / "inv_60", runs / "evaluation_accepted"
   # 60 steps: the 4-step generator's 0s, 1s and 3s never reach 0.05 on the tiny classifier.
+  # The run asks for rejection by its member (here the target itself, at weight 0 in training).
   assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(inv),
-                   f"--config.init_from={runs / 'cls'}", "--config.inversion.steps=60"]) == 0
+                   f"--config.init_from={runs / 'cls'}", "--config.inversion.steps=60",
+                   "--config.generator.accept_threshold=0.05",
+                   f'--config.classifier_ensemble.workdirs=["{runs / "cls"}"]']) == 0
   assert cli.main(["evaluate", "--workdir", str(inv), "--verifier", str(runs / "ver"),
-                   "--num-per-class", "4", "--no-figures", "--out", str(out),
-                   "--accept-by", str(runs / "cls"), "--accept-threshold", "0.05"]) == 0
+                   "--num-per-class", "4", "--no-figures", "--out", str(out)]) == 0
   result = json.loads((out / "metrics.json").read_text())
   assert result["accept_threshold"] == 0.05 and result["accept_by"] == [str(runs / "cls")]
   assert len(result["acceptance_per_class"]) == 10
@@ -140,14 +142,20 @@ def test_evaluate_with_acceptance_keeps_only_accepted_images(runs):
   np.testing.assert_allclose(result["target_accuracy_per_class"],
                              [np.mean(predicted[labels == k] == k) for k in range(10)])
   assert result["acceptance_per_class"] == drawn.acceptance_per_class
-  # `jaxinv sample` draws the same images.
+  # `jaxinv sample` draws the same images; --accept-threshold 0 the plain ones.
   assert cli.main(["sample", "--workdir", str(inv), "--num-per-class", "4", "--out",
-                   str(runs / "accepted.npz"), "--accept-by", str(runs / "cls"),
-                   "--accept-threshold", "0.05"]) == 0
-  with np.load(runs / "accepted.npz") as f:
+                   str(tmp_path / "accepted.npz")]) == 0
+  assert cli.main(["sample", "--workdir", str(inv), "--num-per-class", "4", "--out",
+                   str(tmp_path / "plain.npz"), "--accept-threshold", "0"]) == 0
+  with np.load(tmp_path / "accepted.npz") as f:
     np.testing.assert_array_equal(f["images"], drawn.images)
     np.testing.assert_array_equal(f["labels"], labels)
     np.testing.assert_allclose(f["acceptance_per_class"], [drawn.acceptance_per_class])
+  with np.load(tmp_path / "plain.npz") as f:
+    plain = sampling.sample(generator, variables, labels, jax.random.key(0),
+                            dropout=config.generator.dropout_at_sampling)
+    np.testing.assert_array_equal(f["images"], plain)
+    assert "acceptance_per_class" not in f
 
 
 def test_bad_acceptance_inputs_are_named(runs, capsys):

@@ -41,6 +41,9 @@ CONFIG_CASES = [  # (field, value, expected text in the error)
     ("generator.conv_impl", "cudnn", "generator.conv_impl='cudnn': one of"),
     ("classifier.conv_impl", "cudnn", "classifier.conv_impl='cudnn': one of"),
     ("generator.dropout_rate", 1.5, "generator.dropout_rate=1.5: a rate in [0, 1)"),
+    ("generator.accept_threshold", 1.0, "generator.accept_threshold=1.0: a probability in [0, 1)"),
+    ("generator.accept_threshold", 0.7, "classifier_ensemble.workdirs=(): at least one classifier "
+     "workdir when generator.accept_threshold > 0"),
     ("classifier.dropout_rate", -0.1, "classifier.dropout_rate=-0.1: a rate in [0, 1)"),
     ("inversion.batch_size", 1, "inversion.batch_size=1: at least 2"),
     ("inversion.batch_size", 0, "inversion.batch_size=0: a positive integer"),

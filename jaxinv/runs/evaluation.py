@@ -15,11 +15,10 @@ import jax
 import numpy as np
 from etils.epath import Path
 
-from jaxinv import acceptance, data, metrics, paths, plotting, probes, report, sampling
-from jaxinv.classifier import from_linen
+from jaxinv import data, metrics, paths, plotting, probes, report, sampling
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.classifier import FEATURES
-from jaxinv.runs import inversion, pixel_inversion
+from jaxinv.runs import draw, inversion, pixel_inversion
 from jaxinv.runs import target as target_lib
 from jaxinv.runs.workdir import batched
 
@@ -257,26 +256,24 @@ def report_html(result: dict, class_names, figures) -> str:
 
 def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 500, seed: int = 0,
         member: int = 0, figures: bool = True, tensorboard: bool = True,
-        closeness_per_class: int = 50, data_dir=None, accept_threshold: float = 0.0,
+        closeness_per_class: int = 50, data_dir=None, accept_threshold: float | None = None,
         accept_by=None) -> dict:
   """Evaluates generator `member` of the run in `inversion_dir` against its classifier and,
   if given, a verifier classifier. Returns (and writes) the metrics.
 
-  With `accept_threshold` > 0 the generated images are drawn by rejection
+  With an acceptance threshold above 0 (`accept_threshold`, default: the run's
+  `generator.accept_threshold`) the generated images are drawn by rejection
   (`jaxinv.acceptance`): only those every classifier run in `accept_by` (default: the run's
   `classifier_ensemble.workdirs`) gives its label with probability ≥ the threshold count."""
   start = time.perf_counter()
   inversion_dir = Path(inversion_dir)
   if num_per_class < 2:
     raise ValueError(f"--num-per-class must be at least 2 (pairwise diversity), got {num_per_class}.")
-  if not 0.0 <= accept_threshold < 1.0:
+  if accept_threshold is not None and not 0.0 <= accept_threshold < 1.0:
     raise ValueError(f"--accept-threshold is a probability in [0, 1), got {accept_threshold}; 0 "
                      "keeps every image.")
-  if accept_by and not accept_threshold:
-    raise ValueError("--accept-by names the classifiers that accept or reject images; give "
-                     "--accept-threshold (e.g. 0.7) too.")
   if pixel_inversion.is_pixel_run(inversion_dir):
-    if accept_threshold:
+    if accept_threshold or accept_by:
       raise ValueError(f"{inversion_dir} is a pixel-inversion run: its images are fixed, there is "
                        "nothing to draw again; evaluate it without --accept-threshold.")
     return run_images(inversion_dir, verifier_dir, out_dir=out_dir, num_per_class=num_per_class,
@@ -299,19 +296,10 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
 
   key = jax.random.key(seed)
   gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
-  accepted = {}
-  if accept_threshold:
-    judges = acceptance_judges(accept_by, config, verifier_dir, info)
-    drawn = acceptance.sample_accepted(
-        generator, variables, gen_labels, key,
-        acceptance.confident([c for _, c in judges], accept_threshold, batch_size=EVAL_BATCH),
-        batch_size=EVAL_BATCH, dropout=dropout)
-    gen_images = drawn.images
-    accepted = {"accept_threshold": accept_threshold, "accept_by": [w for w, _ in judges],
-                "acceptance_per_class": drawn.acceptance_per_class, "accept_drawn": drawn.drawn}
-  else:
-    gen_images = sampling.sample(generator, variables, gen_labels, key, batch_size=EVAL_BATCH,
-                                 dropout=dropout)
+  gen_images, accepted = draw.images(
+      generator, variables, gen_labels, key, config,
+      accept_threshold=draw.threshold(config, accept_threshold), accept_by=accept_by,
+      verifier_dir=verifier_dir, batch_size=EVAL_BATCH)
   scalars, arrays = compute_metrics(
       gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes, target=target,
       verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,
@@ -343,29 +331,6 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
                       int(summary.get("steps") or 0))
   log.info("evaluation written to %s", out_dir)
   return result
-
-
-def acceptance_judges(accept_by, config, verifier_dir, info) -> list:
-  """`[(absolute workdir, Classifier)]` of the classifier runs that accept or reject the
-  generated images: `accept_by`, else the run's `classifier_ensemble.workdirs`."""
-  workdirs = list(accept_by or config.classifier_ensemble.workdirs)
-  if not workdirs:
-    raise ValueError("--accept-threshold rejects images by classifiers, but the run has no "
-                     "classifier_ensemble.workdirs; name `jaxinv train-classifier` runs with "
-                     "--accept-by.")
-  workdirs = [paths.absolute(w) for w in workdirs]
-  if verifier_dir is not None and paths.absolute(verifier_dir) in workdirs:
-    raise ValueError(f"--accept-by includes the verifier {verifier_dir}: it would judge the images "
-                     "it chose. Accept by other classifiers (the run's robust members, the target).")
-  judges = []
-  for workdir in workdirs:
-    model, variables, judge_config, _ = classifier_run.restore(workdir)
-    if data.info(judge_config.dataset).num_classes != info.num_classes or \
-       data.info(judge_config.dataset).image_shape != info.image_shape:
-      raise ValueError(f"--accept-by {workdir} was trained on {judge_config.dataset}, not on "
-                       f"{info.name}'s images and classes.")
-    judges.append((workdir, from_linen(model, variables)))
-  return judges
 
 
 def _verifier(verifier_dir, target_architecture: str, info):

@@ -15,7 +15,7 @@ import numpy as np
 from etils.epath import Path
 
 from jaxinv import data, paths, plotting, sampling
-from jaxinv.runs import inversion
+from jaxinv.runs import draw, inversion
 
 _DATASET_NAMES = {"digits": "digits", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
                   "cifar10": "CIFAR-10", "svhn_cropped": "SVHN"}
@@ -29,14 +29,15 @@ def _name(dataset: str, data_dir=None) -> str:
 
 
 def inversions(workdirs, *, num_per_class: int = 6, seed: int = 0):
-  """Figure 2: one panel of `num_per_class` generated images per class for each run."""
+  """Figure 2: one panel of `num_per_class` generated images per class for each run (by
+  rejection where a run's `generator.accept_threshold` asks for it)."""
   panels = []
   for workdir in workdirs:
     generator, variables, config = inversion.restore(workdir)
     info = data.info(config.dataset)
     labels = sampling.labels_for(num_per_class, range(info.num_classes))
-    images = sampling.sample(generator, jax.device_get(variables), labels, jax.random.key(seed),
-                             dropout=config.generator.dropout_at_sampling)
+    images, _ = draw.images(generator, jax.device_get(variables), labels, jax.random.key(seed),
+                            config, accept_threshold=draw.threshold(config))
     panels.append((_name(config.dataset, config.data_dir),
                    plotting.class_mosaic(images, labels, info.num_classes, num_per_class),
                    info.class_names))
