@@ -393,6 +393,7 @@ def test_robust_prior_variant_needs_the_robust_classifier_and_names_unknown_vari
   plain, robust = load_config(f"{path}:mnist"), load_config(f"{path}:mnist,robust_prior,tiny")
   assert plain.priors.classifier_ensemble == 0 and plain.priors.ensemble_class_cosine == 0
   assert robust.priors.classifier_ensemble > 0 and robust.priors.ensemble_class_cosine > 0
+  assert plain.generator.accept_threshold == 0 and robust.generator.accept_threshold > 0
   assert robust.inversion.steps <= 50 and robust.inversion.kl_temperature == plain.inversion.kl_temperature
   # The variant's longer runs are not laid over `tiny` (its steps stay a test's).
   assert load_config(f"{path}:mnist,robust_prior").inversion.steps > plain.inversion.steps

@@ -167,6 +167,11 @@ def test_bad_acceptance_inputs_are_named(runs, capsys):
   assert cli.main(["evaluate", "--workdir", inv, "--verifier", str(runs / "ver"), "--no-figures",
                    "--accept-by", str(runs / "ver"), "--accept-threshold", "0.5"]) == 2
   assert "would judge the images it chose" in capsys.readouterr().err
+  # The 4-step generator's 0s never reach 0.5 on the tiny classifier: the class is named.
+  assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--num-per-class", "2",
+                   "--accept-by", str(runs / "cls"), "--accept-threshold", "0.5"]) == 2
+  err = capsys.readouterr().err
+  assert "class 0 has 0 of the 2 images" in err and "--accept-threshold with a lower value" in err
   assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-threshold", "1"]) == 2
   assert "[0, 1)" in capsys.readouterr().err
   assert cli.main(["evaluate", "--workdir", inv, "--no-figures", "--accept-by", str(runs / "cls")]) == 2

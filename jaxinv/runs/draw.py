@@ -54,10 +54,14 @@ def images(generator, variables, labels, key, config, *, accept_threshold: float
     return sampling.sample(generator, variables, labels, key, batch_size=batch_size,
                            dropout=dropout), {}
   found = judges(accept_by, config, verifier_dir)
-  drawn = acceptance.sample_accepted(
-      generator, variables, labels, key,
-      acceptance.confident([c for _, c in found], accept_threshold, batch_size=batch_size),
-      batch_size=batch_size, dropout=dropout)
+  try:
+    drawn = acceptance.sample_accepted(
+        generator, variables, labels, key,
+        acceptance.confident([c for _, c in found], accept_threshold, batch_size=batch_size),
+        batch_size=batch_size, dropout=dropout)
+  except ValueError as err:
+    raise ValueError(f"{err} On the command line: --accept-threshold with a lower value, or 0 "
+                     "to keep every image.") from err
   return drawn.images, {"accept_threshold": accept_threshold, "accept_by": [w for w, _ in found],
                         "acceptance_per_class": drawn.acceptance_per_class,
                         "accept_drawn": drawn.drawn}
