@@ -130,7 +130,8 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.generator.dropout_rate = 0.2
   c.generator.dropout_at_sampling = True  # sample as trained (see jaxinv.sampling)
   # > 0: `evaluate`, `sample` and `figure` keep only images every classifier_ensemble member
-  # gives their label probability >= this (rejection sampling, jaxinv.acceptance).
+  # gives their label probability >= this (rejection sampling, jaxinv.acceptance); training
+  # and the inversion's own end-of-run summary use every draw.
   c.generator.accept_threshold = 0.0
   c.generator.width = 8 if tiny else 32
   c.generator.latent_dim = 100
