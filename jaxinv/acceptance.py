@@ -73,6 +73,8 @@ def sample_accepted(generator, variables, labels, key, accept: Callable, *, max_
   `accept` that passes everything returns its images); each later round draws a class's
   shortfall divided by its acceptance so far, from `fold_in(key, round)` of a separate
   stream. Raises after `max_rounds` with a class still short, naming it."""
+  if max_rounds < 1:
+    raise ValueError(f"max_rounds must be at least 1 (the first draw), got {max_rounds}.")
   labels = sampling.check_labels(labels, generator.num_classes)
   num_classes = generator.num_classes
   wanted = np.bincount(labels, minlength=num_classes)

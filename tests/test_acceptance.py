@@ -96,6 +96,13 @@ def test_a_threshold_outside_zero_one_is_refused(threshold):
     acceptance.confident([_linear(0)[0]], threshold)
 
 
+def test_no_round_is_refused(generator_and_variables):
+  generator, variables = generator_and_variables
+  with pytest.raises(ValueError, match="max_rounds must be at least 1"):
+    acceptance.sample_accepted(generator, variables, [0], jax.random.key(0),
+                               lambda images, labels: labels >= 0, max_rounds=0)
+
+
 def test_no_classifier_is_refused():
   with pytest.raises(ValueError, match="at least one classifier"):
     acceptance.confident([], 0.5)
