@@ -43,19 +43,29 @@ def label_probability(classifiers: Sequence[Classifier], images, labels, *,
   for classifier in classifiers:
     probs = _probabilities(classifier.apply_fn)
     for start in range(0, len(labels), batch_size):
-      chunk = np.asarray(probs(classifier.params, images[start:start + batch_size]))
-      own = chunk[np.arange(len(chunk)), labels[start:start + batch_size]]
-      smallest[start:start + len(chunk)] = np.minimum(smallest[start:start + len(chunk)], own)
+      chunk = np.asarray(images[start:start + batch_size])
+      count = len(chunk)
+      # One shape for every chunk: one compile, whatever the number of draws.
+      padded = np.pad(chunk, [(0, batch_size - count)] + [(0, 0)] * (chunk.ndim - 1))
+      own = np.asarray(probs(classifier.params, padded))[np.arange(count),
+                                                         labels[start:start + count]]
+      smallest[start:start + count] = np.minimum(smallest[start:start + count], own)
   return smallest
+
+
+def check_threshold(threshold: float) -> float:
+  """`threshold` as a float, or an error when it is not a probability in [0, 1)."""
+  if not 0.0 <= threshold < 1.0:
+    raise ValueError(f"The acceptance threshold is a probability in [0, 1), got {threshold}; "
+                     "0 keeps every image, 0.7 rejects those a classifier doubts.")
+  return float(threshold)
 
 
 def confident(classifiers: Sequence[Classifier], threshold: float, *,
               batch_size: int = 500) -> Callable:
   """`accept(images, labels) -> bool [N]`: every classifier gives the label probability
   ≥ `threshold` (in [0, 1); 0 accepts everything)."""
-  if not 0.0 <= threshold < 1.0:
-    raise ValueError(f"The acceptance threshold is a probability in [0, 1), got {threshold}; "
-                     "0 keeps every image, 0.7 rejects those a classifier doubts.")
+  check_threshold(threshold)
   classifiers = tuple(classifiers)
   if not classifiers:
     raise ValueError("confident needs at least one classifier to judge the images.")

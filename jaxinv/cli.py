@@ -120,11 +120,10 @@ def _cmd_sample(args, overrides):
        for i in range(len(jax.tree.leaves(v)[0]))], names=names)
   rates = np.concatenate([r for _, _, r, _ in runs])
   key, extra = jax.random.key(args.seed), {}
-  threshold = draw.threshold(config, args.accept_threshold)
-  if threshold or args.accept_by:  # rejection sampling, one generator after another
+  accept = draw.acceptor(config, draw.threshold(config, args.accept_threshold), args.accept_by)
+  if accept is not None:  # rejection sampling, one generator after another
     drawn = [draw.images(generator.clone(dropout_rate=float(rate)),
-                         jax.tree.map(lambda x, g=g: x[g], stacked), labels, key, config,
-                         accept_threshold=threshold, accept_by=args.accept_by)
+                         jax.tree.map(lambda x, g=g: x[g], stacked), labels, key, config, accept)
              for g, rate in enumerate(rates)]
     images = np.stack([d[0] for d in drawn])
     extra = {"acceptance_per_class": np.array([d[1]["acceptance_per_class"] for d in drawn],

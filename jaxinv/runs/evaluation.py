@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from etils.epath import Path
 
-from jaxinv import data, metrics, paths, plotting, probes, report, sampling
+from jaxinv import acceptance, data, metrics, paths, plotting, probes, report, sampling
 from jaxinv.runs import classifier as classifier_run
 from jaxinv.classifier import FEATURES
 from jaxinv.runs import draw, inversion, pixel_inversion
@@ -269,9 +269,8 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   inversion_dir = Path(inversion_dir)
   if num_per_class < 2:
     raise ValueError(f"--num-per-class must be at least 2 (pairwise diversity), got {num_per_class}.")
-  if accept_threshold is not None and not 0.0 <= accept_threshold < 1.0:
-    raise ValueError(f"--accept-threshold is a probability in [0, 1), got {accept_threshold}; 0 "
-                     "keeps every image.")
+  if accept_threshold is not None:
+    acceptance.check_threshold(accept_threshold)
   if pixel_inversion.is_pixel_run(inversion_dir):
     if accept_threshold or accept_by:
       raise ValueError(f"{inversion_dir} is a pixel-inversion run: its images are fixed, there is "
@@ -296,10 +295,10 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
 
   key = jax.random.key(seed)
   gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
-  gen_images, accepted = draw.images(
-      generator, variables, gen_labels, key, config,
-      accept_threshold=draw.threshold(config, accept_threshold), accept_by=accept_by,
-      verifier_dir=verifier_dir, batch_size=EVAL_BATCH)
+  accept = draw.acceptor(config, draw.threshold(config, accept_threshold), accept_by,
+                         verifier_dir, batch_size=EVAL_BATCH)
+  gen_images, accepted = draw.images(generator, variables, gen_labels, key, config, accept,
+                                     batch_size=EVAL_BATCH)
   scalars, arrays = compute_metrics(
       gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes, target=target,
       verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,

@@ -37,7 +37,7 @@ def inversions(workdirs, *, num_per_class: int = 6, seed: int = 0):
     info = data.info(config.dataset)
     labels = sampling.labels_for(num_per_class, range(info.num_classes))
     images, _ = draw.images(generator, jax.device_get(variables), labels, jax.random.key(seed),
-                            config, accept_threshold=draw.threshold(config))
+                            config, draw.acceptor(config, draw.threshold(config)))
     panels.append((_name(config.dataset, config.data_dir),
                    plotting.class_mosaic(images, labels, info.num_classes, num_per_class),
                    info.class_names))
