@@ -7,7 +7,7 @@
     jaxinv ood train --config configs/ood_mnist.py[:tiny] --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv ood evaluate --workdir DIR [--sets fashion_mnist,cifar10,gaussian,...]
     jaxinv ood score --workdir DIR --images FILE.npz --out FILE.npz
-    jaxinv evaluate --workdir INV_DIR [--verifier CLASSIFIER_DIR] [--out DIR] [--num-per-class 500]
+    jaxinv evaluate --workdir INV_DIR [--verifier CLASSIFIER_DIR] [--out DIR] [--num-per-class 500] [--seed 0 [1 2 ...]]
     jaxinv ablate --config configs/mnist.py --workdir DIR --config.init_from=CLASSIFIER_DIR [--verifier DIR]
     jaxinv reconstruct --config configs/reconstruct.py:mnist,cnn,1000 --workdir DIR [--config.FIELD=VALUE ...]
     jaxinv reconstruct-table --workdir DIR [--workdir DIR2 ...] [--out FILE.md]
@@ -197,15 +197,23 @@ def _cmd_evaluate(args, overrides):
   from jaxinv.runs import evaluation
   if overrides:
     raise SystemExit(f"error: evaluate takes no --config.* overrides (got {sorted(overrides)})")
-  result = evaluation.run(args.workdir, args.verifier, out_dir=args.out, num_per_class=args.num_per_class,
-                          seed=args.seed, member=args.member, figures=not args.no_figures,
-                          tensorboard=not args.no_figures, accept_threshold=args.accept_threshold,
-                          accept_by=args.accept_by)
+  kwargs = dict(out_dir=args.out, num_per_class=args.num_per_class, member=args.member,
+                figures=not args.no_figures, tensorboard=not args.no_figures,
+                accept_threshold=args.accept_threshold, accept_by=args.accept_by)
+  out = Path(args.out or Path(args.workdir) / "eval")
+  if len(args.seed) == 1:
+    result = evaluation.run(args.workdir, args.verifier, seed=args.seed[0], **kwargs)
+  else:
+    result = evaluation.run_seeds(args.workdir, args.verifier, seeds=args.seed, **kwargs)
   print(json.dumps({k: result[k] for k in ("target_accuracy", "verifier_accuracy",
                                            "generated_within_class_cosine", "real_within_class_cosine",
                                            "knn_precision", "knn_recall", "generated_nn_ssim")
                     if k in result}))
-  print(f"report: {Path(args.out or Path(args.workdir) / 'eval') / 'report.html'}")
+  if len(args.seed) == 1:
+    print(f"report: {out / 'report.html'}")
+  else:
+    print(f"mean over seeds {args.seed}: {out / 'metrics.json'}; "
+          f"reports: {out / 'seed_S' / 'report.html'}")
 
 
 def _cmd_ablate(args, overrides):
@@ -310,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="workdir of a classifier of another architecture (configs/verifier.py)")
   p.add_argument("--out", default=None, help="output folder (default WORKDIR/eval)")
   p.add_argument("--num-per-class", type=int, default=500)
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=int, nargs="+", default=[0],
+                 help="evaluation seed; several (--seed 1 2 3): one evaluation each in OUT/seed_S/ "
+                      "and the mean of every metric in OUT/metrics.json")
   p.add_argument("--member", type=int, default=0, help="ensemble member to evaluate")
   p.add_argument("--no-figures", action="store_true", help="metrics and report only")
   _acceptance_arguments(p)

@@ -179,3 +179,50 @@ def test_bad_acceptance_inputs_are_named(runs, capsys):
   assert cli.main(["sample", "--workdir", inv, "--num-per-class", "2", "--out",
                    str(runs / "never.npz"), "--accept-threshold", "0.5"]) == 2
   assert "--accept-by" in capsys.readouterr().err and not (runs / "never.npz").exists()
+
+
+def test_evaluate_several_seeds_writes_each_and_their_mean(runs, capsys):
+  inv, out = runs / "abl" / "vector_matrix-cos_orth", runs / "evaluation_seeds"
+  assert cli.main(["evaluate", "--workdir", str(inv), "--verifier", str(runs / "ver"),
+                   "--num-per-class", "6", "--no-figures", "--out", str(out), "--seed", "1", "2"]) == 0
+  assert str(out / "metrics.json") in capsys.readouterr().out
+  each = [json.loads((out / f"seed_{s}" / "metrics.json").read_text()) for s in (1, 2)]
+  assert [r["seed"] for r in each] == [1, 2]
+  # Each seed is the single-seed evaluation with that seed.
+  assert cli.main(["evaluate", "--workdir", str(inv), "--verifier", str(runs / "ver"),
+                   "--num-per-class", "6", "--no-figures", "--out", str(runs / "seed_2_alone"),
+                   "--seed", "2"]) == 0
+  alone = json.loads((runs / "seed_2_alone" / "metrics.json").read_text())
+  assert alone["generated_within_class_cosine"] == each[1]["generated_within_class_cosine"]
+  assert alone["verifier_accuracy_per_class"] == each[1]["verifier_accuracy_per_class"]
+  mean = json.loads((out / "metrics.json").read_text())
+  assert mean["seeds"] == [1, 2] and "seed" not in mean
+  assert mean["per_seed"] == ["seed_1/metrics.json", "seed_2/metrics.json"]
+  assert each[0]["generated_within_class_cosine"] != each[1]["generated_within_class_cosine"]
+  for key in ("generated_within_class_cosine", "knn_recall", "verifier_accuracy_min_class",
+              "target_accuracy"):
+    values = [r[key] for r in each]
+    assert mean[key] == pytest.approx(np.mean(values)), key
+    if values[0] != values[1]:
+      assert mean["spread"][key] == [min(values), max(values)], key
+  np.testing.assert_allclose(mean["verifier_accuracy_per_class"],
+                             np.mean([r["verifier_accuracy_per_class"] for r in each], axis=0))
+  assert mean["verifier"] == each[0]["verifier"] and mean["num_per_class"] == 6
+  assert mean["wall_time_s"] == pytest.approx(each[0]["wall_time_s"] + each[1]["wall_time_s"], abs=0.02)
+  # A seed given twice is refused before anything is drawn.
+  assert cli.main(["evaluate", "--workdir", str(inv), "--no-figures", "--out", str(runs / "twice"),
+                   "--seed", "1", "1"]) == 2
+  assert "distinct seeds" in capsys.readouterr().err and not (runs / "twice").exists()
+
+
+def test_mean_over_seeds_keeps_equal_fields_and_averages_numbers():
+  from jaxinv.runs.evaluation import mean_over_seeds
+  a = {"seed": 1, "dataset": "mnist", "acc": 0.5, "per_class": [1.0, 0.0], "flag": True,
+       "record": {"step": 1}, "drawn": 10, "wall_time_s": 1.5}
+  b = {"seed": 3, "dataset": "mnist", "acc": 1.0, "per_class": [0.0, 0.5], "flag": True,
+       "record": {"step": 2}, "drawn": 20, "wall_time_s": 2.0}
+  mean = mean_over_seeds([a, b])
+  assert mean["seeds"] == [1, 3] and mean["dataset"] == "mnist" and mean["flag"] is True
+  assert mean["acc"] == 0.75 and mean["drawn"] == 15.0 and mean["per_class"] == [0.5, 0.25]
+  assert mean["record"] == [{"step": 1}, {"step": 2}] and mean["wall_time_s"] == 3.5
+  assert mean["spread"] == {"acc": [0.5, 1.0], "drawn": [10.0, 20.0]}

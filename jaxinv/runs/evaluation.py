@@ -332,6 +332,58 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   return result
 
 
+def run_seeds(inversion_dir, verifier_dir=None, *, seeds, out_dir=None, **kwargs) -> dict:
+  """`run` once per evaluation seed, each into `OUT/seed_S/`, and `OUT/metrics.json` with the
+  mean over the seeds of every number `run` reports (`mean_over_seeds`). One seed's draw moves a
+  weakest-class accuracy or a k-NN recall by points; the mean over a few seeds is the figure to
+  compare settings by. Returns the mean."""
+  seeds = [int(s) for s in seeds]
+  repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+  if not seeds or repeated:
+    raise ValueError(f"--seed needs distinct seeds (got {seeds}); "
+                     "give each evaluation seed once, e.g. --seed 1 2 3.")
+  out_dir = Path(out_dir) if out_dir is not None else Path(inversion_dir) / "eval"
+  results = [run(inversion_dir, verifier_dir, out_dir=out_dir / f"seed_{s}", seed=s, **kwargs)
+             for s in seeds]
+  mean = mean_over_seeds(results)
+  mean["per_seed"] = [f"seed_{s}/metrics.json" for s in seeds]
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "metrics.json").write_text(json.dumps(mean, indent=2) + "\n")
+  log.info("mean over seeds %s written to %s", seeds, out_dir / "metrics.json")
+  return mean
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def mean_over_seeds(results: list[dict]) -> dict:
+  """One metrics dict from `run`'s results for several seeds: a field equal in every result is
+  kept, a number becomes its mean (its least and greatest value in `spread`), a list of numbers
+  its element-wise mean, `wall_time_s` the total; `seed` becomes `seeds`. Each mean is of the
+  figure as `run` computed it: `*_min_class` is the mean of each seed's weakest class."""
+  mean = {"seeds": [r["seed"] for r in results]}
+  spread = {}
+  for key in results[0]:
+    if key == "seed":
+      continue
+    values = [r.get(key) for r in results]
+    if key == "wall_time_s":
+      mean[key] = round(float(sum(values)), 2)
+    elif all(v == values[0] for v in values):
+      mean[key] = values[0]
+    elif all(_is_number(v) for v in values):
+      mean[key] = float(np.mean(values))
+      spread[key] = [float(min(values)), float(max(values))]
+    elif all(isinstance(v, list) and len(v) == len(values[0]) and all(map(_is_number, v))
+             for v in values):
+      mean[key] = np.mean(np.asarray(values, dtype=np.float64), axis=0).tolist()
+    else:
+      mean[key] = values  # differs and has no mean (e.g. a record): one per seed
+  mean["spread"] = spread
+  return mean
+
+
 def _verifier(verifier_dir, target_architecture: str, info):
   """`((classify, variables), record)` of the verifier run, or `(None, None)` without one."""
   if verifier_dir is None:
