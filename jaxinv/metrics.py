@@ -23,6 +23,14 @@ from jaxinv import losses
 _CHUNK = 1024  # rows per distance block: bounds memory at CHUNK × N floats
 
 
+def confusion(predictions, labels, num_classes: int) -> list[list[int]]:
+  """Counts `[requested label][predicted class]`: where a classifier puts the images of each
+  label it does not recognise."""
+  counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+  np.add.at(counts, (np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+  return counts.tolist()
+
+
 def accuracy_per_class(predictions, labels, num_classes: int) -> list[float]:
   """Share of examples of each class predicted as that class (NaN for an absent class)."""
   predictions, labels = np.asarray(predictions), np.asarray(labels)

@@ -6,6 +6,15 @@ import pytest
 from jaxinv import metrics
 
 
+def test_confusion_counts_each_requested_label_by_predicted_class():
+  rng = np.random.default_rng(0)
+  labels, predictions = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+  counts = np.asarray(metrics.confusion(predictions, labels, 4))
+  expected = [[np.sum((labels == i) & (predictions == j)) for j in range(4)] for i in range(4)]
+  np.testing.assert_array_equal(counts, expected)
+  assert metrics.confusion([], [], 3) == [[0] * 3] * 3  # no images: zeros, not an error
+
+
 def test_accuracy_per_class_counts_hits_per_label():
   acc = metrics.accuracy_per_class([0, 1, 1, 2, 0], [0, 1, 2, 2, 1], 4)
   assert acc[:3] == [1.0, 0.5, 0.5]

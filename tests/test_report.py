@@ -67,6 +67,11 @@ def test_evaluate_writes_report_figures_and_tensorboard(runs, capsys):
     assert key in result, key
   assert len(result["verifier_accuracy_per_class"]) == 10 and result["knn_feature_space"] == "verifier"
   assert result["verifier"]["model"] == "mlp" and result["target_classifier"]["model"] == "cnn"
+  # Confusion: each requested class's 8 images, its diagonal the per-class accuracy.
+  for who in ("target", "verifier"):
+    counts = np.asarray(result[f"{who}_confusion"])
+    assert counts.shape == (10, 10) and (counts.sum(1) == 8).all(), who
+    np.testing.assert_allclose(np.diag(counts) / 8, result[f"{who}_accuracy_per_class"])
   for name in ("samples_fixed_latents", "interpolation", "pca", "decision_boundary", "tsne",
                "nearest_training", "loss_curves"):
     assert (out / f"{name}.png").stat().st_size > 1000, name
@@ -75,7 +80,7 @@ def test_evaluate_writes_report_figures_and_tensorboard(runs, capsys):
   refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
   assert len(refs) == 7
   assert all(r.startswith("data:image/png;base64,") or (out / r).is_file() for r in refs)
-  assert "verifier_accuracy" in page
+  assert "verifier_accuracy" in page and "What the verifier calls each requested class" in page
   tags = _tensorboard_tags(out / "tensorboard")
   assert {"train/loss", "eval/target_accuracy", "eval/knn_recall", "eval/pca"} <= tags
 
@@ -218,11 +223,12 @@ def test_evaluate_several_seeds_writes_each_and_their_mean(runs, capsys):
 def test_mean_over_seeds_keeps_equal_fields_and_averages_numbers():
   from jaxinv.runs.evaluation import mean_over_seeds
   a = {"seed": 1, "dataset": "mnist", "acc": 0.5, "per_class": [1.0, 0.0], "flag": True,
-       "record": {"step": 1}, "drawn": 10, "wall_time_s": 1.5}
+       "record": {"step": 1}, "drawn": 10, "wall_time_s": 1.5, "confusion": [[2, 0], [1, 1]]}
   b = {"seed": 3, "dataset": "mnist", "acc": 1.0, "per_class": [0.0, 0.5], "flag": True,
-       "record": {"step": 2}, "drawn": 20, "wall_time_s": 2.0}
+       "record": {"step": 2}, "drawn": 20, "wall_time_s": 2.0, "confusion": [[1, 1], [0, 2]]}
   mean = mean_over_seeds([a, b])
   assert mean["seeds"] == [1, 3] and mean["dataset"] == "mnist" and mean["flag"] is True
   assert mean["acc"] == 0.75 and mean["drawn"] == 15.0 and mean["per_class"] == [0.5, 0.25]
   assert mean["record"] == [{"step": 1}, {"step": 2}] and mean["wall_time_s"] == 3.5
+  assert mean["confusion"] == [[1.5, 0.5], [0.5, 1.5]]
   assert mean["spread"] == {"acc": [0.5, 1.0], "drawn": [10.0, 20.0]}

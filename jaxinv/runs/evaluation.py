@@ -92,6 +92,7 @@ def compute_metrics(*, gen_images, gen_labels, num_classes, target, verifier, re
   out["target_accuracy_per_class"] = metrics.accuracy_per_class(t_pred, gen_labels, num_classes)
   out["target_accuracy"] = float(np.mean(t_pred == gen_labels))
   out["target_accuracy_min_class"] = float(np.nanmin(out["target_accuracy_per_class"]))
+  out["target_confusion"] = metrics.confusion(t_pred, gen_labels, num_classes)
   out["generated_within_class_cosine_per_class"] = metrics.within_class_cosine_per_class(
       t_feat, gen_labels, num_classes, max_per_class)
   out["real_within_class_cosine_per_class"] = metrics.within_class_cosine_per_class(
@@ -107,6 +108,7 @@ def compute_metrics(*, gen_images, gen_labels, num_classes, target, verifier, re
     out["verifier_accuracy_per_class"] = metrics.accuracy_per_class(v_pred, gen_labels, num_classes)
     out["verifier_accuracy"] = float(np.mean(v_pred == gen_labels))
     out["verifier_accuracy_min_class"] = float(np.nanmin(out["verifier_accuracy_per_class"]))
+    out["verifier_confusion"] = metrics.confusion(v_pred, gen_labels, num_classes)
     out["verifier_generated_within_class_cosine"] = metrics.mean_within_class_cosine(
         v_feat, gen_labels, num_classes, max_per_class)
     out["verifier_real_within_class_cosine"] = metrics.mean_within_class_cosine(
@@ -247,11 +249,17 @@ def report_html(result: dict, class_names, figures) -> str:
       "Closeness: Euclidean pixel distance to the nearest training image and the best SSIM (dm-pix) "
       "among its 8 pixel-nearest training images; 'real' rows are test images, for reference.",
   ]
-  return report.render(
-      f"jaxinv evaluation: {result['inversion_dir']}",
-      [("Metrics", ("metric", "value"), scalar_rows),
-       ("Per class", ["class"] + [k.replace("_per_class", "") for k in per_class_keys], per_class_rows)],
-      [(caption, png) for _, caption, png in figures], notes)
+  sections = [("Metrics", ("metric", "value"), scalar_rows),
+              ("Per class", ["class"] + [k.replace("_per_class", "") for k in per_class_keys],
+               per_class_rows)]
+  for who in ("verifier", "target"):
+    if f"{who}_confusion" in result:  # rows: the requested label; columns: what it was called
+      sections.append((f"What the {who} calls each requested class (images)",
+                       ["requested ↓ / called →"] + list(class_names),
+                       [[name] + list(counts)
+                        for name, counts in zip(class_names, result[f"{who}_confusion"])]))
+  return report.render(f"jaxinv evaluation: {result['inversion_dir']}", sections,
+                       [(caption, png) for _, caption, png in figures], notes)
 
 
 def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 500, seed: int = 0,
@@ -357,11 +365,20 @@ def _is_number(value) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_number_array(value, shape) -> bool:
+  """A (nested) list of numbers of `shape`, such as per-class accuracies or a confusion matrix."""
+  if not isinstance(value, list) or np.shape(value) != shape:
+    return False
+  flat = np.asarray(value, dtype=object).ravel()
+  return flat.size > 0 and all(map(_is_number, flat))
+
+
 def mean_over_seeds(results: list[dict]) -> dict:
   """One metrics dict from `run`'s results for several seeds: a field equal in every result is
-  kept, a number becomes its mean (its least and greatest value in `spread`), a list of numbers
-  its element-wise mean, `wall_time_s` the total; `seed` becomes `seeds`. Each mean is of the
-  figure as `run` computed it: `*_min_class` is the mean of each seed's weakest class."""
+  kept, a number becomes its mean (its least and greatest value in `spread`), a list or matrix
+  of numbers (per-class accuracies, a confusion matrix) its element-wise mean, `wall_time_s`
+  the total; `seed` becomes `seeds`. Each mean is of the figure as `run` computed it:
+  `*_min_class` is the mean of each seed's weakest class."""
   mean = {"seeds": [r["seed"] for r in results]}
   spread = {}
   for key in results[0]:
@@ -375,8 +392,7 @@ def mean_over_seeds(results: list[dict]) -> dict:
     elif all(_is_number(v) for v in values):
       mean[key] = float(np.mean(values))
       spread[key] = [float(min(values)), float(max(values))]
-    elif all(isinstance(v, list) and len(v) == len(values[0]) and all(map(_is_number, v))
-             for v in values):
+    elif all(_is_number_array(v, np.shape(values[0])) for v in values):
       mean[key] = np.mean(np.asarray(values, dtype=np.float64), axis=0).tolist()
     else:
       mean[key] = values  # differs and has no mean (e.g. a record): one per seed
