@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import time
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -275,84 +276,141 @@ def run(inversion_dir, verifier_dir=None, *, out_dir=None, num_per_class: int = 
   `classifier_ensemble.workdirs`) gives its label with probability ≥ the threshold count."""
   start = time.perf_counter()
   inversion_dir = Path(inversion_dir)
+  _check(inversion_dir, num_per_class, accept_threshold, accept_by)
+  if pixel_inversion.is_pixel_run(inversion_dir):
+    return run_images(inversion_dir, verifier_dir, out_dir=out_dir, num_per_class=num_per_class,
+                      seed=seed, closeness_per_class=closeness_per_class, data_dir=data_dir)
+  setup = _load(inversion_dir, verifier_dir, member, data_dir, accept_threshold, accept_by)
+  out_dir = Path(out_dir) if out_dir is not None else inversion_dir / "eval"
+  return _evaluate(setup, seed, out_dir, start, num_per_class=num_per_class, figures=figures,
+                   tensorboard=tensorboard, closeness_per_class=closeness_per_class)
+
+
+def _check(inversion_dir, num_per_class: int, accept_threshold, accept_by) -> None:
+  """Bad arguments, named before anything is loaded or compiled."""
   if num_per_class < 2:
     raise ValueError(f"--num-per-class must be at least 2 (pairwise diversity), got {num_per_class}.")
   if accept_threshold is not None:
     acceptance.check_threshold(accept_threshold)
-  if pixel_inversion.is_pixel_run(inversion_dir):
-    if accept_threshold or accept_by:
-      raise ValueError(f"{inversion_dir} is a pixel-inversion run: its images are fixed, there is "
-                       "nothing to draw again; evaluate it without --accept-threshold.")
-    return run_images(inversion_dir, verifier_dir, out_dir=out_dir, num_per_class=num_per_class,
-                      seed=seed, closeness_per_class=closeness_per_class, data_dir=data_dir)
+  if pixel_inversion.is_pixel_run(inversion_dir) and (accept_threshold or accept_by):
+    raise ValueError(f"{inversion_dir} is a pixel-inversion run: its images are fixed, there is "
+                     "nothing to draw again; evaluate it without --accept-threshold.")
+
+
+class _Setup(NamedTuple):
+  """What every evaluation seed of one run shares: loaded (and its classifiers compiled) once."""
+  inversion_dir: Path
+  generator: object
+  variables: object
+  config: object
+  member: int
+  info: object
+  summary: dict
+  inverted: target_lib.Target
+  target: tuple
+  verifier: tuple | None
+  verifier_record: dict | None
+  real_images: np.ndarray
+  real_labels: np.ndarray
+  train_images: np.ndarray
+  accept: object
+
+
+def _load(inversion_dir: Path, verifier_dir, member: int, data_dir, accept_threshold, accept_by):
   generator, stacked, rates, config = inversion.restore_generators(inversion_dir)
   if not 0 <= member < len(rates):
     raise ValueError(f"--member {member} is out of range: {inversion_dir} holds {len(rates)} generator(s).")
   variables = jax.tree.map(lambda x: np.asarray(x)[member], stacked)
   generator = generator.clone(dropout_rate=float(rates[member]))
-  dropout = config.generator.dropout_at_sampling
   info = data.info(config.dataset)
   summary = _summary(inversion_dir)
   classifier_step = summary.get("classifier", {}).get("step")
   inverted = target_lib.load(config, classifier_step)
-  target = classify_target(inverted)
   verifier, verifier_record = _verifier(verifier_dir, inverted.architecture, info)
   data_dir = data_dir or config.data_dir or None
   real_images, real_labels = data.load(config.dataset, "test", data_dir=data_dir)
   train_images, _ = data.load(config.dataset, "train", data_dir=data_dir)
-
-  key = jax.random.key(seed)
-  gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
   accept = draw.acceptor(config, draw.threshold(config, accept_threshold), accept_by,
                          verifier_dir, batch_size=EVAL_BATCH)
-  gen_images, accepted = draw.images(generator, variables, gen_labels, key, config, accept,
-                                     batch_size=EVAL_BATCH)
+  return _Setup(inversion_dir, generator, variables, config, member, info, summary, inverted,
+                classify_target(inverted), verifier, verifier_record, real_images, real_labels,
+                train_images, accept)
+
+
+def _evaluate(setup: _Setup, seed: int, out_dir: Path, start: float, *, num_per_class: int,
+              figures: bool, tensorboard: bool, closeness_per_class: int) -> dict:
+  """One seed's draw, its metrics, figures and report, written to `out_dir`."""
+  config, info, summary = setup.config, setup.info, setup.summary
+  dropout = config.generator.dropout_at_sampling
+  key = jax.random.key(seed)
+  gen_labels = sampling.labels_for(num_per_class, range(info.num_classes))
+  gen_images, accepted = draw.images(setup.generator, setup.variables, gen_labels, key, config,
+                                     setup.accept, batch_size=EVAL_BATCH)
   scalars, arrays = compute_metrics(
-      gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes, target=target,
-      verifier=verifier, real_images=real_images, real_labels=real_labels, train_images=train_images,
+      gen_images=gen_images, gen_labels=gen_labels, num_classes=info.num_classes,
+      target=setup.target, verifier=setup.verifier, real_images=setup.real_images,
+      real_labels=setup.real_labels, train_images=setup.train_images,
       closeness_per_class=closeness_per_class)
   result = {
-      "inversion_dir": paths.absolute(inversion_dir), "dataset": config.dataset,
+      "inversion_dir": paths.absolute(setup.inversion_dir), "dataset": config.dataset,
       "mode": config.generator.mode, "gamma": config.inversion.gamma, "delta": config.inversion.delta,
-      "generator_steps": summary.get("steps"), "member": member,
-      "target_classifier": _target_record(config, inverted),
-      "verifier": verifier_record, "num_per_class": num_per_class, "seed": seed,
+      "generator_steps": summary.get("steps"), "member": setup.member,
+      "target_classifier": _target_record(config, setup.inverted),
+      "verifier": setup.verifier_record, "num_per_class": num_per_class, "seed": seed,
       "closeness_per_class": closeness_per_class, "dropout_at_sampling": dropout, **accepted,
       **scalars,
   }
-  out_dir = Path(out_dir) if out_dir is not None else inversion_dir / "eval"
   out_dir.mkdir(parents=True, exist_ok=True)
   made = []
   if figures:
-    arrays["train_images"] = train_images
-    made = make_figures(generator=generator, variables=variables, dropout=dropout, info=info,
-                        arrays=arrays, gen_labels=gen_labels, real_labels=real_labels,
-                        records=read_records(inversion_dir), key=jax.random.fold_in(key, 7))
+    arrays["train_images"] = setup.train_images
+    made = make_figures(generator=setup.generator, variables=setup.variables, dropout=dropout,
+                        info=info, arrays=arrays, gen_labels=gen_labels,
+                        real_labels=setup.real_labels, records=read_records(setup.inversion_dir),
+                        key=jax.random.fold_in(key, 7))
     for name, _, png in made:
       (out_dir / name).write_bytes(png)
   result["wall_time_s"] = round(time.perf_counter() - start, 2)
   (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
   (out_dir / "report.html").write_text(report_html(result, info.class_names, made))
   if tensorboard:
-    write_tensorboard(out_dir / "tensorboard", read_records(inversion_dir), scalars, made,
+    write_tensorboard(out_dir / "tensorboard", read_records(setup.inversion_dir), scalars, made,
                       int(summary.get("steps") or 0))
   log.info("evaluation written to %s", out_dir)
   return result
 
 
-def run_seeds(inversion_dir, verifier_dir=None, *, seeds, out_dir=None, **kwargs) -> dict:
+def run_seeds(inversion_dir, verifier_dir=None, *, seeds, out_dir=None, num_per_class: int = 500,
+              member: int = 0, figures: bool = True, tensorboard: bool = True,
+              closeness_per_class: int = 50, data_dir=None, accept_threshold: float | None = None,
+              accept_by=None) -> dict:
   """`run` once per evaluation seed, each into `OUT/seed_S/`, and `OUT/metrics.json` with the
-  mean over the seeds of every number `run` reports (`mean_over_seeds`). One seed's draw moves a
-  weakest-class accuracy or a k-NN recall by points; the mean over a few seeds is the figure to
-  compare settings by. Returns the mean."""
+  mean over the seeds of every number `run` reports (`mean_over_seeds`); the run, its
+  classifiers and the data are loaded once. One seed's draw moves a weakest-class accuracy or a
+  k-NN recall by points; the mean over a few seeds is the figure to compare settings by.
+  Returns the mean."""
+  start = time.perf_counter()
+  inversion_dir = Path(inversion_dir)
   seeds = [int(s) for s in seeds]
   repeated = sorted({s for s in seeds if seeds.count(s) > 1})
   if not seeds or repeated:
     raise ValueError(f"--seed needs distinct seeds (got {seeds}); "
                      "give each evaluation seed once, e.g. --seed 1 2 3.")
-  out_dir = Path(out_dir) if out_dir is not None else Path(inversion_dir) / "eval"
-  results = [run(inversion_dir, verifier_dir, out_dir=out_dir / f"seed_{s}", seed=s, **kwargs)
-             for s in seeds]
+  _check(inversion_dir, num_per_class, accept_threshold, accept_by)
+  out_dir = Path(out_dir) if out_dir is not None else inversion_dir / "eval"
+  if pixel_inversion.is_pixel_run(inversion_dir):
+    results = [run_images(inversion_dir, verifier_dir, out_dir=out_dir / f"seed_{s}",
+                          num_per_class=num_per_class, seed=s,
+                          closeness_per_class=closeness_per_class, data_dir=data_dir)
+               for s in seeds]
+  else:
+    setup = _load(inversion_dir, verifier_dir, member, data_dir, accept_threshold, accept_by)
+    results = []
+    for s in seeds:  # the first seed's time includes the loading: the times sum to the whole
+      results.append(_evaluate(setup, s, out_dir / f"seed_{s}", start, num_per_class=num_per_class,
+                               figures=figures, tensorboard=tensorboard,
+                               closeness_per_class=closeness_per_class))
+      start = time.perf_counter()
   mean = mean_over_seeds(results)
   mean["per_seed"] = [f"seed_{s}/metrics.json" for s in seeds]
   out_dir.mkdir(parents=True, exist_ok=True)
