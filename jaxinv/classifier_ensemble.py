@@ -1,10 +1,16 @@
 """Multi-classifier inversion: the generator's images must also be accepted by other
-classifiers of the same architecture (other seeds), so it cannot fit one model's
-blind spots. The members' variables are stacked on a leading axis and the members
-run vmapped ("vmap") or one after another in the same program ("unrolled": on
-XLA:CPU vmapped convolutions are much slower than unbatched ones, see
-`config.ensemble.impl`).
+classifiers (other seeds, other trainings, other architectures), so it cannot fit one
+model's blind spots. Members of one architecture form a group: their variables are
+stacked on a leading axis and they run vmapped ("vmap") or one after another in the
+same program ("unrolled": on XLA:CPU vmapped convolutions are much slower than
+unbatched ones, see `config.ensemble.impl`). The terms average over every member of
+every group.
+
+    groups = classifier_ensemble.group_by_architecture([(cnn, v1), (cnn, v2), (mlp, v3)])
+    term = classifier_ensemble.make_term(groups, alpha=1.0, beta=4.0)
 """
+
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +21,36 @@ from jaxinv import diversity, losses, steps
 def stack_variables(variables_list):
   """One tree with a leading member axis from a list of same-shaped variable trees."""
   return jax.tree.map(lambda *xs: jnp.stack(xs), *variables_list)
+
+
+class MemberGroup(NamedTuple):
+  """Members of one architecture: a jaxinv classifier module or an apply function
+  `(variables, images) -> (logits, aux)`, and their variables stacked on a leading axis."""
+  model: Any
+  stacked: Any
+
+
+def group_by_architecture(members: Sequence[tuple[Any, Any]]) -> list[MemberGroup]:
+  """`MemberGroup`s from `(model, variables)` pairs: equal models (the same module fields,
+  or the same apply function) share a group, in the order each first appears. A group's
+  variables must have one shape, as stacking needs."""
+  if not members:
+    raise ValueError("group_by_architecture needs at least one (model, variables) member.")
+  models, variables = [], []
+  for model, member_variables in members:
+    for i, known in enumerate(models):
+      if known == model:
+        variables[i].append(member_variables)
+        break
+    else:
+      models.append(model)
+      variables.append([member_variables])
+  for model, group in zip(models, variables):
+    shapes = {str(jax.tree.map(jnp.shape, v)) for v in group}
+    if len(shapes) > 1:
+      raise ValueError(f"Members of one architecture ({type(model).__name__}) have variables of "
+                       "different shapes; give each architecture's members equal fields.")
+  return [MemberGroup(m, stack_variables(v)) for m, v in zip(models, variables)]
 
 
 def _each_member(apply, stacked, impl: str):
@@ -54,46 +90,64 @@ def ensemble_loss(logits, p, y, alpha: float, beta: float, kl_temperature: float
   return alpha * jnp.mean(kl) + beta * jnp.mean(ce)
 
 
-def make_members_on_seen(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate"):
-  """`TermContext -> ([M, B, K] logits, [M, B, F] features)`: `member_outputs` on the batch
-  the inverted classifier saw (same input transform), the members frozen. Kept in the step's
-  `ctx.memo`, so the terms built on one such function (`make_term`, `make_cosine_term`) run
-  the members forward and backward once per step."""
-  frozen = jax.lax.stop_gradient(stacked)
+def make_members_on_seen(groups: Sequence[MemberGroup], *, impl: str = "vmap",
+                         feature_layer: str = "penultimate"):
+  """`TermContext -> [([M_g, B, K] logits, [M_g, B, F_g] features) per group]`:
+  `member_outputs` of each `MemberGroup` on the batch the inverted classifier saw (same
+  input transform), the members frozen. Kept in the step's `ctx.memo`, so the terms built
+  on one such function (`make_term`, `make_cosine_term`) run the members forward and
+  backward once per step."""
+  groups = _checked(groups)
+  frozen = [MemberGroup(g.model, jax.lax.stop_gradient(g.stacked)) for g in groups]
 
   def members_on_seen(ctx):
     memo = {} if ctx.memo is None else ctx.memo
     if members_on_seen not in memo:
-      memo[members_on_seen] = member_outputs(model, frozen, ctx.seen, impl, feature_layer)
+      memo[members_on_seen] = [member_outputs(g.model, g.stacked, ctx.seen, impl, feature_layer)
+                               for g in frozen]
     return memo[members_on_seen]
 
   return members_on_seen
 
 
-def make_term(model, stacked, *, alpha: float, beta: float, impl: str = "vmap",
+def _checked(groups) -> list[MemberGroup]:
+  """`groups` as a list of `MemberGroup`s (one group alone is taken as a list of one)."""
+  groups = [groups] if isinstance(groups, MemberGroup) else [MemberGroup(*g) for g in groups]
+  if not groups:
+    raise ValueError("The multi-classifier terms need at least one MemberGroup "
+                     "(classifier_ensemble.group_by_architecture).")
+  return groups
+
+
+def make_term(groups: Sequence[MemberGroup], *, alpha: float, beta: float, impl: str = "vmap",
               kl_temperature: float = 1.0, members_on_seen=None):
-  """`TermContext -> scalar`: `ensemble_loss` of the members on the batch the inverted
-  classifier saw (same input transform). Pass the `members_on_seen` of another term over
-  the same members (`make_members_on_seen`) to share their pass."""
-  members_on_seen = members_on_seen or make_members_on_seen(model, stacked, impl=impl)
+  """`TermContext -> scalar`: `ensemble_loss` of every member of `groups` on the batch the
+  inverted classifier saw (same input transform). Pass the `members_on_seen` of another
+  term over the same groups (`make_members_on_seen`) to share their pass."""
+  members_on_seen = members_on_seen or make_members_on_seen(groups, impl=impl)
 
   def term(ctx):
-    logits, _ = members_on_seen(ctx)
+    logits = jnp.concatenate([group_logits for group_logits, _ in members_on_seen(ctx)])
     return ensemble_loss(logits, ctx.batch["p"], ctx.batch["y"], alpha, beta, kl_temperature)
 
   return term
 
 
-def make_cosine_term(model, stacked, *, impl: str = "vmap", feature_layer: str = "penultimate",
-                     members_on_seen=None):
-  """`TermContext -> scalar`: `members_class_cosine` on the batch the inverted classifier
-  saw (same input transform); `members_on_seen` as in `make_term`."""
+def make_cosine_term(groups: Sequence[MemberGroup], *, impl: str = "vmap",
+                     feature_layer: str = "penultimate", members_on_seen=None):
+  """`TermContext -> scalar`: the within-class cosine in each member's features, averaged
+  over every member of `groups` (`members_class_cosine` within a group, whose features
+  share one width), on the batch the inverted classifier saw; `members_on_seen` as in
+  `make_term`."""
   members_on_seen = members_on_seen or make_members_on_seen(
-      model, stacked, impl=impl, feature_layer=feature_layer)
+      groups, impl=impl, feature_layer=feature_layer)
 
   def term(ctx):
-    _, features = members_on_seen(ctx)
-    return members_class_cosine(features, ctx.batch["y"])
+    outputs = members_on_seen(ctx)
+    counts = [features.shape[0] for _, features in outputs]
+    sums = [count * members_class_cosine(features, ctx.batch["y"])
+            for count, (_, features) in zip(counts, outputs)]
+    return sum(sums) / sum(counts)
 
   return term
 

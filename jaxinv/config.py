@@ -193,7 +193,7 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   # The within-class feature cosine in those classifiers' features (mean over them).
   c.priors.ensemble_class_cosine = 0.0
   c.classifier_ensemble = ml_collections.ConfigDict()
-  c.classifier_ensemble.workdirs = ()  # `jaxinv train-classifier` runs of init_from's architecture
+  c.classifier_ensemble.workdirs = ()  # `jaxinv train-classifier` runs on the dataset, any architecture
   c.classifier_ensemble.impl = "auto"  # as ensemble.impl
   # Random small transforms before the classifier (jaxinv.transforms): shift of up to
   # `jitter` pixels, scale in [1 − scale, 1 + scale], left–right flips (not for digits).

@@ -224,7 +224,7 @@ def test_members_cosine_term_reaches_the_inversion_step_and_the_config():
   gen, classifier, tx, state = _inversion_setup()
   members = classifier_ensemble.stack_variables(
       [classifier.init(jax.random.key(s), jnp.zeros((1, *SHAPE))) for s in (7, 8)])
-  term = classifier_ensemble.make_cosine_term(classifier, members, impl="unrolled")
+  term = classifier_ensemble.make_cosine_term([(classifier, members)], impl="unrolled")
   # The same value recomputed from the members' features of the batch the classifier saw.
   recompute = lambda ctx: classifier_ensemble.members_class_cosine(
       classifier_ensemble.member_outputs(classifier, members, ctx.seen, "vmap")[1], ctx.batch["y"])
@@ -256,11 +256,11 @@ def test_members_terms_sharing_one_pass_run_the_members_once_and_match_separate_
 
   def terms(shared):
     kwargs = {"members_on_seen": classifier_ensemble.make_members_on_seen(
-        counted_apply, members, impl="unrolled")} if shared else {}
+        [(counted_apply, members)], impl="unrolled")} if shared else {}
     return {"classifier_ensemble": classifier_ensemble.make_term(
-                counted_apply, members, alpha=1.0, beta=4.0, impl="unrolled", **kwargs),
+                [(counted_apply, members)], alpha=1.0, beta=4.0, impl="unrolled", **kwargs),
             "ensemble_class_cosine": classifier_ensemble.make_cosine_term(
-                counted_apply, members, impl="unrolled", **kwargs)}
+                [(counted_apply, members)], impl="unrolled", **kwargs)}
 
   batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
   weighted = state.replace(loss_weights=steps.loss_weights(
@@ -278,11 +278,63 @@ def test_members_terms_sharing_one_pass_run_the_members_once_and_match_separate_
                shared_state.generator.params, separate_state.generator.params)
 
 
+def test_group_by_architecture_stacks_equal_models_in_first_seen_order():
+  cnn = classifiers.PaperCNN(K, channels=(3, 4), dense_width=8)
+  mlp = classifiers.MLP(K, hidden=(6,))
+  x = jnp.zeros((1, *SHAPE))
+  v = {s: (cnn if s < 10 else mlp).init(jax.random.key(s), x) for s in (1, 2, 11, 3)}
+  groups = classifier_ensemble.group_by_architecture(
+      [(cnn, v[1]), (mlp, v[11]), (classifiers.PaperCNN(K, channels=(3, 4), dense_width=8), v[2]),
+       (cnn, v[3])])
+  assert [g.model for g in groups] == [cnn, mlp]
+  assert jax.tree.leaves(groups[0].stacked)[0].shape[0] == 3
+  assert jax.tree.leaves(groups[1].stacked)[0].shape[0] == 1
+  jax.tree.map(lambda s, a: np.testing.assert_array_equal(s[1], a), groups[0].stacked, v[2])
+  with pytest.raises(ValueError, match="at least one"):
+    classifier_ensemble.group_by_architecture([])
+  # One apply function for two shapes of variables cannot be stacked: named, not a stack error.
+  apply = lambda variables, images: cnn.apply(variables, images, train=False)
+  wider = classifiers.PaperCNN(K, channels=(5, 4), dense_width=8).init(jax.random.key(4), x)
+  with pytest.raises(ValueError, match="different shapes"):
+    classifier_ensemble.group_by_architecture([(apply, v[1]), (apply, wider)])
+
+
+def test_mixed_architecture_members_average_over_every_member():
+  """A CNN pair and an MLP of another feature width: the terms equal the mean over the
+  three members of each member's own loss and within-class cosine, in both implementations."""
+  cnn = classifiers.PaperCNN(K, channels=(3, 4), dense_width=8)
+  mlp = classifiers.MLP(K, hidden=(6,))
+  x0 = jnp.zeros((1, *SHAPE))
+  members = [(cnn, cnn.init(jax.random.key(1), x0)), (mlp, mlp.init(jax.random.key(2), x0)),
+             (cnn, cnn.init(jax.random.key(3), x0))]
+  groups = classifier_ensemble.group_by_architecture(members)
+  images = jax.random.uniform(jax.random.key(4), (8, *SHAPE), minval=-1, maxval=1)
+  batch = {"p": jax.nn.softmax(jax.random.normal(jax.random.key(5), (8, K))),
+           "y": jnp.array([0, 1, 0, 1, 2, 2, 0, 3])}
+  ctx = steps.TermContext(images, None, None, batch, None, None, jax.random.key(6), seen=images)
+  losses_each, cosines_each = [], []
+  for model, variables in members:
+    logits, aux = model.apply(variables, images, train=False)
+    losses_each.append(classifier_ensemble.ensemble_loss(logits[None], batch["p"], batch["y"], 1.0, 4.0, 2.0))
+    cosines_each.append(_numpy_same_label_cosine(np.asarray(aux["penultimate"], np.float64),
+                                                 np.asarray(batch["y"])))
+  for impl in ("vmap", "unrolled"):
+    shared = classifier_ensemble.make_members_on_seen(groups, impl=impl)
+    term = classifier_ensemble.make_term(groups, alpha=1.0, beta=4.0, impl=impl, kl_temperature=2.0,
+                                         members_on_seen=shared)
+    cosine = classifier_ensemble.make_cosine_term(groups, impl=impl, members_on_seen=shared)
+    np.testing.assert_allclose(float(term(ctx)), np.mean(losses_each), rtol=1e-5)
+    np.testing.assert_allclose(float(cosine(ctx)), np.mean(cosines_each), rtol=1e-4)
+  # Finite gradient w.r.t. the images through both groups.
+  grad = jax.grad(lambda im: cosine(ctx._replace(seen=im)) + term(ctx._replace(seen=im)))(images)
+  assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).sum()) > 0
+
+
 def test_multi_classifier_term_in_the_inversion_step():
   gen, classifier, tx, state = _inversion_setup()
   members = classifier_ensemble.stack_variables(
       [classifier.init(jax.random.key(s), jnp.zeros((1, *SHAPE))) for s in (7, 8)])
-  term = classifier_ensemble.make_term(classifier, members, alpha=1.0, beta=4.0, impl="unrolled")
+  term = classifier_ensemble.make_term([(classifier, members)], alpha=1.0, beta=4.0, impl="unrolled")
   batch = conditioning.sample_batch(jax.random.key(5), 8, K, NZ, gen.mode)
   step = jax.jit(steps.make_inversion_step(gen, classifier, tx, extra_terms={"classifier_ensemble": term},
                                            input_transform=transforms.make_input_transform(jitter=1.0)))

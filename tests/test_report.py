@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from jaxinv import acceptance, cli, report, sampling
+from jaxinv import acceptance, cli, data, report, sampling
 from jaxinv.classifier import from_linen
 from jaxinv.runs import ablation, inversion
 from jaxinv.runs import classifier as classifier_run
@@ -232,3 +232,36 @@ def test_mean_over_seeds_keeps_equal_fields_and_averages_numbers():
   assert mean["record"] == [{"step": 1}, {"step": 2}] and mean["wall_time_s"] == 3.5
   assert mean["confusion"] == [[1.5, 0.5], [0.5, 1.5]]
   assert mean["spread"] == {"acc": [0.5, 1.0], "drawn": [10.0, 20.0]}
+
+
+def test_members_of_two_architectures_invert_and_average(runs):
+  """`classifier_ensemble.workdirs` may name runs of different architectures (the CNN
+  target and the MLP verifier here): each term is the mean of the one-member terms, and
+  an inversion with both runs."""
+  from jaxinv import steps
+  from jaxinv.runs import options
+  overrides = {"priors.classifier_ensemble": "2.0", "priors.ensemble_class_cosine": "3.0",
+               "init_from": str(runs / "cls")}
+
+  def terms(*members):
+    names = ",".join(f'"{runs / m}"' for m in members)
+    config = cli._load_config(DIGITS_TINY, {**overrides, "classifier_ensemble.workdirs": f"[{names}]"})
+    return options.classifier_ensemble_term(config)
+
+  images = jax.random.uniform(jax.random.key(0), (12, *data.info("digits").image_shape), minval=-1,
+                              maxval=1)
+  batch = {"p": jax.nn.softmax(jax.random.normal(jax.random.key(1), (12, 10))),
+           "y": np.arange(12) % 3}
+  ctx = steps.TermContext(images, None, None, batch, None, None, jax.random.key(2), seen=images)
+  (mixed, weights), (cnn, _), (mlp, _) = terms("cls", "ver"), terms("cls"), terms("ver")
+  assert weights == {"classifier_ensemble": 2.0, "ensemble_class_cosine": 3.0}
+  for name in ("classifier_ensemble", "ensemble_class_cosine"):
+    one_each = (float(cnn[name](ctx)) + float(mlp[name](ctx))) / 2
+    np.testing.assert_allclose(float(mixed[name](ctx)), one_each, rtol=1e-5)
+    assert float(cnn[name](ctx)) != pytest.approx(float(mlp[name](ctx)))  # both members count
+  inv = runs / "inv_mixed"
+  assert cli.main(["invert", "--config", DIGITS_TINY, "--workdir", str(inv), "--config.inversion.steps=4",
+                   "--config.inversion.log_every=1", *[f"--config.{k}={v}" for k, v in overrides.items()],
+                   f'--config.classifier_ensemble.workdirs=["{runs / "cls"}","{runs / "ver"}"]']) == 0
+  last = json.loads((inv / "metrics.jsonl").read_text().splitlines()[-1])
+  assert np.isfinite(last["loss_classifier_ensemble"]) and last["loss_ensemble_class_cosine"] != 0

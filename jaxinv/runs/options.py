@@ -1,7 +1,7 @@
 """Config → explicit arguments of the library: the one place an inversion's config
 fields are read (terms and weights, input transform, ensemble members)."""
 
-from jaxinv import class_evidence, classifier_ensemble, diversity, priors, reconstruction, transforms
+from jaxinv import class_evidence, classifier_ensemble, data, diversity, priors, reconstruction, transforms
 from jaxinv.ensemble import HYPER_FIELDS, Member
 from jaxinv.runs import classifier as classifier_run
 
@@ -58,30 +58,36 @@ def members(config) -> list[Member]:
 
 
 def classifier_ensemble_term(config) -> tuple[dict, dict]:
-  """The multi-classifier terms over the classifier runs in `classifier_ensemble.workdirs`,
-  stacked: their α·KL + β·CE and their within-class cosine, each where its weight is
-  non-zero."""
+  """The multi-classifier terms over the classifier runs in `classifier_ensemble.workdirs`
+  (any architectures, each architecture's runs stacked): their α·KL + β·CE and their
+  within-class cosine, each averaged over the runs, each where its weight is non-zero."""
   weight = float(config.priors.classifier_ensemble)
   cosine_weight = float(config.priors.ensemble_class_cosine)
   if not (weight or cosine_weight):
     return {}, {}
-  restored = [classifier_run.restore(w) for w in config.classifier_ensemble.workdirs]
-  model = restored[0][0]
-  if any(r[0] != model for r in restored):
-    raise ValueError("classifier_ensemble.workdirs must hold classifiers of one architecture (they "
-                     "are stacked and vmapped); train the others with other seeds only.")
-  stacked = classifier_ensemble.stack_variables([r[1] for r in restored])
+  info = data.info(config.dataset)
+  members = []
+  for workdir in config.classifier_ensemble.workdirs:
+    model, variables, member_config, _ = classifier_run.restore(workdir)
+    member_info = data.info(member_config.dataset)
+    if (member_info.num_classes, member_info.image_shape) != (info.num_classes, info.image_shape):
+      raise ValueError(f"The classifier_ensemble member {workdir} was trained on "
+                       f"{member_config.dataset}, not on {info.name}'s images and classes; name "
+                       f"`jaxinv train-classifier` runs on {config.dataset}.")
+    members.append((model, variables))
+  # Members of one architecture are stacked and run together; each architecture is a group.
+  groups = classifier_ensemble.group_by_architecture(members)
   inv = config.inversion
   impl = classifier_ensemble.resolve_impl(config.classifier_ensemble.impl)
   # One pass of the members per step, shared by both terms.
   members_on_seen = classifier_ensemble.make_members_on_seen(
-      model, stacked, impl=impl, feature_layer=inv.feature_layer)
+      groups, impl=impl, feature_layer=inv.feature_layer)
   builders = {
       "classifier_ensemble": lambda: classifier_ensemble.make_term(
-          model, stacked, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
+          groups, alpha=inv.alpha, beta=inv.beta, kl_temperature=inv.kl_temperature,
           impl=impl, members_on_seen=members_on_seen),
       "ensemble_class_cosine": lambda: classifier_ensemble.make_cosine_term(
-          model, stacked, impl=impl, feature_layer=inv.feature_layer,
+          groups, impl=impl, feature_layer=inv.feature_layer,
           members_on_seen=members_on_seen)}
   terms, weights = _nonzero(builders, lambda name: config.priors[name])
   return {name: build() for name, build in terms.items()}, weights
