@@ -195,6 +195,10 @@ def default_config(dataset: str = "digits", variant: str | None = None) -> ml_co
   c.classifier_ensemble = ml_collections.ConfigDict()
   c.classifier_ensemble.workdirs = ()  # `jaxinv train-classifier` runs on the dataset, any architecture
   c.classifier_ensemble.impl = "auto"  # as ensemble.impl
+  # Relative weight of each workdir (in order) in the α·KL + β·CE average and in the
+  # within-class cosine average; () weighs every member equally.
+  c.classifier_ensemble.weights = ()
+  c.classifier_ensemble.cosine_weights = ()
   # Random small transforms before the classifier (jaxinv.transforms): shift of up to
   # `jitter` pixels, scale in [1 − scale, 1 + scale], left–right flips (not for digits).
   c.robustness = ml_collections.ConfigDict()
@@ -602,8 +606,17 @@ def _validate_faithful(config, need) -> None:
   need(not (config.priors.classifier_ensemble or config.priors.ensemble_class_cosine)
        or len(config.classifier_ensemble.workdirs) > 0, "classifier_ensemble.workdirs",
        "at least one classifier workdir when priors.classifier_ensemble or "
-       "priors.ensemble_class_cosine > 0: `jaxinv train-classifier` runs of init_from's architecture "
+       "priors.ensemble_class_cosine > 0: `jaxinv train-classifier` runs on the dataset "
        "(for configs/faithful.py's robust_prior, one trained with --config.classifier.adversarial_epsilon)")
+  for field, term in (("weights", "priors.classifier_ensemble"),
+                      ("cosine_weights", "priors.ensemble_class_cosine")):
+    member_weights = tuple(config.classifier_ensemble[field])
+    need(not member_weights or len(member_weights) == len(config.classifier_ensemble.workdirs),
+         f"classifier_ensemble.{field}", "one relative weight per classifier_ensemble.workdirs entry, "
+         "or () for equal weights")
+    need(all(isinstance(w, (int, float)) and w >= 0 for w in member_weights)
+         and (not member_weights or sum(member_weights) > 0 or not config_get(config, term)),
+         f"classifier_ensemble.{field}", f"non-negative numbers, not all 0 while {term} > 0")
   for workdir in config.classifier_ensemble.workdirs:
     need((epath.Path(workdir) / "config.json").is_file(), "classifier_ensemble.workdirs",
          f"workdirs of finished `jaxinv train-classifier` runs ({workdir} has no config.json)")

@@ -325,6 +325,22 @@ def test_mixed_architecture_members_average_over_every_member():
     cosine = classifier_ensemble.make_cosine_term(groups, impl=impl, members_on_seen=shared)
     np.testing.assert_allclose(float(term(ctx)), np.mean(losses_each), rtol=1e-5)
     np.testing.assert_allclose(float(cosine(ctx)), np.mean(cosines_each), rtol=1e-4)
+  # Relative weights follow their members into the groups: Σ w·loss / Σ w, and a member at
+  # weight 0 does not count.
+  weights, cosine_weights = [2.0, 1.0, 0.5], [1.0, 0.0, 3.0]
+  weighted = classifier_ensemble.group_by_architecture(members, weights, cosine_weights)
+  np.testing.assert_array_equal(weighted[0].weights, [2.0, 0.5])
+  np.testing.assert_array_equal(weighted[1].cosine_weights, [0.0])
+  shared = classifier_ensemble.make_members_on_seen(weighted, impl="unrolled")
+  term_w = classifier_ensemble.make_term(weighted, alpha=1.0, beta=4.0, kl_temperature=2.0,
+                                         members_on_seen=shared)
+  cosine_w = classifier_ensemble.make_cosine_term(weighted, members_on_seen=shared)
+  np.testing.assert_allclose(float(term_w(ctx)), np.dot(weights, losses_each) / sum(weights), rtol=1e-5)
+  np.testing.assert_allclose(float(cosine_w(ctx)), np.dot(cosine_weights, cosines_each) / 4.0, rtol=1e-4)
+  with pytest.raises(ValueError, match="one non-negative weight per member"):
+    classifier_ensemble.group_by_architecture(members, [1.0, 2.0])
+  with pytest.raises(ValueError, match="one non-negative weight per member"):
+    classifier_ensemble.group_by_architecture(members, None, [1.0, -1.0, 1.0])
   # Finite gradient w.r.t. the images through both groups.
   grad = jax.grad(lambda im: cosine(ctx._replace(seen=im)) + term(ctx._replace(seen=im)))(images)
   assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad).sum()) > 0
@@ -356,6 +372,22 @@ def test_kl_temperature_reaches_the_inversion_step():
     _, m = step(state, batch, jax.random.key(3))
     matches = np.isclose(float(m["loss_kl"]), float(m["loss_check"]), rtol=1e-5)
     assert matches == (temperature == 4.0), (temperature, m["loss_kl"], m["loss_check"])
+
+
+def test_member_weights_are_checked_against_the_workdirs(tmp_path):
+  config = default_config("digits")
+  config.classifier_ensemble.workdirs = (str(tmp_path),)
+  (tmp_path / "config.json").write_text("{}")
+  config.priors.classifier_ensemble = 1.0
+  for field, value, match in (("weights", (1.0, 2.0), "one relative weight per"),
+                              ("cosine_weights", (-1.0,), "non-negative numbers"),
+                              ("weights", (0.0,), "not all 0 while priors.classifier_ensemble")):
+    config.classifier_ensemble.weights = config.classifier_ensemble.cosine_weights = ()
+    config.classifier_ensemble[field] = value
+    with pytest.raises(ValueError, match=f"classifier_ensemble.{field}=.*{match}"):
+      validate(config)
+  config.classifier_ensemble.weights, config.classifier_ensemble.cosine_weights = (2.0,), (0.0,)
+  validate(config)  # the cosine term is off, so its weights may all be 0
 
 
 @pytest.mark.parametrize("field,value,match", [

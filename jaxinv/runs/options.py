@@ -76,7 +76,8 @@ def classifier_ensemble_term(config) -> tuple[dict, dict]:
                        f"`jaxinv train-classifier` runs on {config.dataset}.")
     members.append((model, variables))
   # Members of one architecture are stacked and run together; each architecture is a group.
-  groups = classifier_ensemble.group_by_architecture(members)
+  groups = classifier_ensemble.group_by_architecture(
+      members, config.classifier_ensemble.weights, config.classifier_ensemble.cosine_weights)
   inv = config.inversion
   impl = classifier_ensemble.resolve_impl(config.classifier_ensemble.impl)
   # One pass of the members per step, shared by both terms.
