@@ -95,12 +95,17 @@ def member_outputs(model, stacked, images, impl: str = "vmap", feature_layer: st
   return _each_member(apply, stacked, impl)
 
 
+def _member_cosines(features, y):
+  """`[M]`: `diversity.class_cosine` of each member's features in `[M, B, F]`."""
+  return jax.vmap(diversity.class_cosine, in_axes=(0, None))(features, y)
+
+
 def members_class_cosine(features, y, weights=None):
   """Mean over members of `diversity.class_cosine` of each member's `[M, B, F]` features:
   the within-class cosine measured by the other classifiers, e.g. a robustly trained one
   whose features follow what an image looks like rather than the target's blind spots;
   with `weights` `[M]` the weighted mean."""
-  return _weighted_mean(jax.vmap(diversity.class_cosine, in_axes=(0, None))(features, y), weights)
+  return _weighted_mean(_member_cosines(features, y), weights)
 
 
 def ensemble_loss(logits, p, y, alpha: float, beta: float, kl_temperature: float = 1.0,
@@ -192,8 +197,7 @@ def make_cosine_term(groups: Sequence[MemberGroup], *, impl: str = "vmap",
 
   def term(ctx):
     # Each group's features have their own width: one cosine per member, then the mean.
-    cosines = jnp.concatenate([jax.vmap(diversity.class_cosine, in_axes=(0, None))(f, ctx.batch["y"])
-                               for _, f in members_on_seen(ctx)])
+    cosines = jnp.concatenate([_member_cosines(f, ctx.batch["y"]) for _, f in members_on_seen(ctx)])
     return _weighted_mean(cosines, weights)
 
   return term

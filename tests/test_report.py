@@ -265,3 +265,13 @@ def test_members_of_two_architectures_invert_and_average(runs):
                    f'--config.classifier_ensemble.workdirs=["{runs / "cls"}","{runs / "ver"}"]']) == 0
   last = json.loads((inv / "metrics.jsonl").read_text().splitlines()[-1])
   assert np.isfinite(last["loss_classifier_ensemble"]) and last["loss_ensemble_class_cosine"] != 0
+
+
+def test_a_classifier_of_other_images_is_refused_by_role_and_fix(runs):
+  """Verifiers, accepting classifiers and members share one check: the digits classifier
+  cannot serve for CIFAR-10's images."""
+  with pytest.raises(ValueError, match=r"The verifier in .*cls was trained on digits, not on "
+                                       r"cifar10's images and classes; train one"):
+    classifier_run.restore_for(runs / "cls", data.info("cifar10"), "The verifier in", "train one")
+  model, _, config, _ = classifier_run.restore_for(runs / "cls", data.info("digits"), "x", "y")
+  assert config.dataset == "digits" and model == classifier_run.restore(runs / "cls")[0]

@@ -359,3 +359,14 @@ def restore(classifier_dir, step: int | None = None):
                                      jax.random.key(0))
   variables, step = restore_variables(classifier_dir, target, step)
   return model, variables, config, step
+
+
+def restore_for(classifier_dir, info, role: str, fix: str):
+  """`restore`, checked to classify `info`'s images and classes (a `data.info`); otherwise an
+  error naming the `role` the classifier was to play (e.g. "The verifier in") and the `fix`."""
+  model, variables, config, step = restore(classifier_dir)
+  own = data.info(config.dataset)
+  if (own.num_classes, own.image_shape) != (info.num_classes, info.image_shape):
+    raise ValueError(f"{role} {classifier_dir} was trained on {config.dataset}, not on "
+                     f"{info.name}'s images and classes; {fix}.")
+  return model, variables, config, step

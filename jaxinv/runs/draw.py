@@ -48,11 +48,9 @@ def acceptor(config, accept_threshold: float, accept_by=None, verifier_dir=None,
                      "it chose. Accept by other classifiers (the run's robust members, the target).")
   classifiers = []
   for workdir in workdirs:
-    model, variables, judge_config, _ = classifier_run.restore(workdir)
-    judge_info = data.info(judge_config.dataset)
-    if (judge_info.num_classes, judge_info.image_shape) != (info.num_classes, info.image_shape):
-      raise ValueError(f"The accepting classifier {workdir} was trained on {judge_config.dataset}, "
-                       f"not on {info.name}'s images and classes.")
+    model, variables, _, _ = classifier_run.restore_for(
+        workdir, info, "The accepting classifier",
+        f"accept by `jaxinv train-classifier` runs on {info.name}")
     classifiers.append(from_linen(model, variables))
   return Acceptor(acceptance.confident(classifiers, accept_threshold, batch_size=batch_size),
                   accept_threshold, workdirs)

@@ -68,12 +68,9 @@ def _summary(run_dir) -> dict:
 
 def load_verifier(verifier_dir, target_architecture: str, info):
   """The verifier classifier, checked to be of another architecture on the same images."""
-  model, variables, config, step = classifier_run.restore(verifier_dir)
-  if data.info(config.dataset).image_shape != info.image_shape or \
-     data.info(config.dataset).num_classes != info.num_classes:
-    raise ValueError(f"The verifier in {verifier_dir} was trained on {config.dataset}, not on "
-                     f"{info.name}'s images and classes; train one with "
-                     f"`jaxinv train-classifier --config configs/verifier.py:{info.name}`.")
+  model, variables, config, step = classifier_run.restore_for(
+      verifier_dir, info, "The verifier in",
+      f"train one with `jaxinv train-classifier --config configs/verifier.py:{info.name}`")
   if config.classifier.model == target_architecture:
     raise ValueError(f"The verifier in {verifier_dir} is a {config.classifier.model!r} like the "
                      "inverted classifier; a verifier must be of another architecture (it should not "

@@ -68,12 +68,9 @@ def classifier_ensemble_term(config) -> tuple[dict, dict]:
   info = data.info(config.dataset)
   members = []
   for workdir in config.classifier_ensemble.workdirs:
-    model, variables, member_config, _ = classifier_run.restore(workdir)
-    member_info = data.info(member_config.dataset)
-    if (member_info.num_classes, member_info.image_shape) != (info.num_classes, info.image_shape):
-      raise ValueError(f"The classifier_ensemble member {workdir} was trained on "
-                       f"{member_config.dataset}, not on {info.name}'s images and classes; name "
-                       f"`jaxinv train-classifier` runs on {config.dataset}.")
+    model, variables, _, _ = classifier_run.restore_for(
+        workdir, info, "The classifier_ensemble member",
+        f"name `jaxinv train-classifier` runs on {config.dataset}")
     members.append((model, variables))
   # Members of one architecture are stacked and run together; each architecture is a group.
   groups = classifier_ensemble.group_by_architecture(
